@@ -1,0 +1,511 @@
+//! Checking every credential a config needs, in this process: what `agentfleet check` reports and
+//! what a worker's preflight refuses to start without.
+//!
+//! A check resolves each provider's key and endpoint from their sources now, judges them by the
+//! rules, and keeps the resolved key (as a [`Secret`]) for the caller that goes on to use it.
+//! Nothing is cached across processes: each process checks its own view of the world.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::env::Environment;
+use crate::fingerprint::{Fingerprint, KeyShape};
+use crate::model::{Config, KeySetting, Provider, ProviderKind, Setting, Users};
+use crate::problem::{Problem, ProblemCode, Severity};
+use crate::resolve::{self, Origin};
+use crate::rules::{self, AzurePath, Finding, HttpUrl};
+use crate::secret::Secret;
+
+/// The outcome of checking every provider of a config.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    /// Whether every provider is usable (no problem of severity error).
+    pub ok: bool,
+    /// The config file checked.
+    pub config: std::path::PathBuf,
+    /// One entry per provider, in file order.
+    pub providers: Vec<ProviderCheck>,
+}
+
+impl CheckReport {
+    /// The entry for one provider.
+    pub fn provider(&self, name: &str) -> Option<&ProviderCheck> {
+        self.providers.iter().find(|check| check.name == name)
+    }
+}
+
+/// The outcome of checking one provider.
+#[derive(Debug, Serialize)]
+pub struct ProviderCheck {
+    /// The provider's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: ProviderKind,
+    /// Where its key was read from: `env:NAME`, `env-file:NAME_FILE=PATH`, `file:PATH`,
+    /// `dotenv:PATH#KEY`, `literal`, `generated` (the stand-in) or `none`.
+    pub source: String,
+    /// Whether a non-empty value was found.
+    pub present: bool,
+    /// The key's fingerprint, when one was found.
+    pub fingerprint: Option<Fingerprint>,
+    /// The published shape the key matches, when one was found.
+    pub shape: Option<KeyShape>,
+    /// Everything found wrong, most severe first.
+    pub problems: Vec<Problem>,
+    /// The agents, then the teams, that need this provider.
+    pub used_by: Vec<String>,
+    /// The resolved key, for the caller that uses it. Never serialized.
+    #[serde(skip)]
+    pub key: Option<Arc<Secret>>,
+    /// The resolved base URL or Azure endpoint, when one is configured.
+    pub url: Option<String>,
+}
+
+impl ProviderCheck {
+    /// Whether no problem of severity error was found.
+    pub fn is_usable(&self) -> bool {
+        self.problems.iter().all(|problem| problem.severity < Severity::Error)
+    }
+}
+
+/// Checks every provider of `config` against `env` and the file system, now.
+pub fn check(config: &Config, env: &dyn Environment) -> CheckReport {
+    let providers: Vec<ProviderCheck> =
+        config.providers.iter().map(|provider| check_provider(config, provider, env)).collect();
+    CheckReport {
+        ok: providers.iter().all(ProviderCheck::is_usable),
+        config: config.path.clone(),
+        providers,
+    }
+}
+
+/// Checks one provider of `config`.
+pub fn check_provider(config: &Config, provider: &Provider, env: &dyn Environment) -> ProviderCheck {
+    let users = config.users_of(&provider.name);
+    let context = Context { provider: &provider.name, users: &users };
+    let mut problems = Vec::new();
+
+    let url_field = if provider.kind == ProviderKind::AzureOpenAi { "endpoint" } else { "base_url" };
+    let url_setting =
+        if provider.kind == ProviderKind::AzureOpenAi { &provider.endpoint } else { &provider.base_url };
+    let url = url_setting.as_ref().and_then(|setting| {
+        let text = resolve_setting(config, setting, url_field, env, &context, &mut problems)?;
+        match HttpUrl::parse(&text) {
+            Some(url) => Some((text.trim().to_owned(), url)),
+            None => {
+                problems.push(context.problem(Finding {
+                    code: ProblemCode::InvalidUrl,
+                    severity: Severity::Error,
+                    what: format!("{url_field} from {} is not an http:// or https:// URL with a host", setting_label(setting)),
+                    fix: "set it to a URL such as https://RESOURCE.openai.azure.com".to_owned(),
+                }));
+                None
+            }
+        }
+    });
+    for (field, setting) in [("organization", &provider.organization), ("project", &provider.project)] {
+        if let Some(setting) = setting {
+            resolve_setting(config, setting, field, env, &context, &mut problems);
+        }
+    }
+    if let Some((_, url)) = &url {
+        let azure = AzurePath {
+            deployment: provider.deployment.as_deref(),
+            api_version: provider.api_version.as_deref(),
+            model: provider.model.as_deref(),
+        };
+        for finding in rules::endpoint_fits_provider(provider.kind, url_field, url, azure) {
+            problems.push(context.problem(finding));
+        }
+    }
+
+    let mut check = ProviderCheck {
+        name: provider.name.clone(),
+        kind: provider.kind,
+        source: String::new(),
+        present: false,
+        fingerprint: None,
+        shape: None,
+        problems: Vec::new(),
+        used_by: users.names(),
+        key: None,
+        url: url.as_ref().map(|(text, _)| text.clone()),
+    };
+    match &provider.api_key {
+        None => {
+            check.source =
+                if provider.kind == ProviderKind::Standin { "generated" } else { "none" }.to_owned();
+        }
+        Some(KeySetting::Literal { secret, referenced_variable, location }) => {
+            check.source = "literal".to_owned();
+            let fix = match referenced_variable {
+                Some(variable) => format!(
+                    "write api_key = {{ env = \"{variable}\" }}: the config file never expands \
+                     variables, so this text would be sent as the key"
+                ),
+                None => format!(
+                    "move the key out of the file and reference it: api_key = {{ env = \"{}\" }}, \
+                     {{ file = \"/run/secrets/{}-api-key\" }} or {{ dotenv = \".env\", key = \"{}\" }}; \
+                     then rotate it, since it was stored in plain text",
+                    provider.kind.conventional_variable(),
+                    provider.name,
+                    provider.kind.conventional_variable()
+                ),
+            };
+            if referenced_variable.is_none() {
+                check.present = true;
+                check.fingerprint = Some(Fingerprint::of(secret.expose().trim()));
+                check.shape = Some(KeyShape::of(secret.expose().trim()));
+            }
+            problems.push(context.problem(Finding {
+                code: ProblemCode::LiteralSecret,
+                severity: Severity::Error,
+                what: format!("api_key at {location} is written into the config as a literal"),
+                fix,
+            }));
+        }
+        Some(KeySetting::From(source)) => match resolve::read(source, &config.base_dir, env) {
+            Err(failure) => {
+                check.source = failure.origin.label();
+                problems.push(context.problem(Finding {
+                    code: failure.code,
+                    severity: Severity::Error,
+                    what: failure.what,
+                    fix: failure.fix,
+                }));
+            }
+            Ok(read) => {
+                check.source = read.origin.label();
+                let value = read.value.expose();
+                let trimmed = value.trim();
+                check.present = !trimmed.is_empty();
+                check.fingerprint = check.present.then(|| Fingerprint::of(trimmed));
+                let shape = KeyShape::of(trimmed);
+                check.shape = check.present.then_some(shape);
+                let described = read.origin.describe();
+                if read.trimmed_newline {
+                    problems.push(context.problem(Finding {
+                        code: ProblemCode::TrailingNewline,
+                        severity: Severity::Note,
+                        what: format!("a trailing newline was trimmed from {described}"),
+                        fix: "nothing to do; printf '%s' \"$KEY\" > FILE writes a file without one"
+                            .to_owned(),
+                    }));
+                }
+                for finding in inspect_key(value, &read.origin, source.name(), provider.kind, url.as_ref().map(|(_, u)| u)) {
+                    problems.push(context.problem(finding));
+                }
+                if problems.iter().all(|problem| problem.severity < Severity::Error) {
+                    check.key = Some(Arc::new(read.value));
+                }
+            }
+        },
+    }
+    problems.sort_by(|a, b| b.severity.cmp(&a.severity));
+    check.problems = problems;
+    check
+}
+
+/// The rules a key's value must pass: no whitespace, ASCII only, not a placeholder, and shaped
+/// for the provider it is sent to.
+fn inspect_key(
+    value: &str,
+    origin: &Origin,
+    name: Option<&str>,
+    kind: ProviderKind,
+    url: Option<&HttpUrl>,
+) -> Vec<Finding> {
+    let described = origin.describe();
+    let mut findings = Vec::new();
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        findings.push(Finding {
+            code: ProblemCode::Empty,
+            severity: Severity::Error,
+            what: format!("{described} holds only whitespace"),
+            fix: "put the key itself there".to_owned(),
+        });
+        return findings;
+    }
+    if trimmed.len() != value.len() {
+        let why = if value.ends_with('\n') || value.ends_with('\r') {
+            "ends with a line break (often from echo without -n, or a secret created from a file with one)"
+        } else {
+            "has spaces at the start or end"
+        };
+        findings.push(Finding {
+            code: ProblemCode::Whitespace,
+            severity: Severity::Error,
+            what: format!("{described} {why}"),
+            fix: "store the key without surrounding whitespace, e.g. printf '%s' \"$KEY\"".to_owned(),
+        });
+    }
+    if trimmed.chars().any(char::is_whitespace) {
+        findings.push(Finding {
+            code: ProblemCode::Whitespace,
+            severity: Severity::Error,
+            what: format!("{described} has whitespace inside the key (two values pasted together, or a wrapped line)"),
+            fix: "store the key alone, on one line".to_owned(),
+        });
+    }
+    if !trimmed.is_ascii() {
+        findings.push(Finding {
+            code: ProblemCode::NonAscii,
+            severity: Severity::Error,
+            what: format!(
+                "{described} contains non-ASCII characters, which an HTTP header cannot carry \
+                 (often a smart quote or an invisible character from copy and paste)"
+            ),
+            fix: "copy the key again from the provider's console, as plain text".to_owned(),
+        });
+    }
+    if let Some(reason) = rules::placeholder(trimmed, name) {
+        let hosted = matches!(kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::Anthropic);
+        findings.push(Finding {
+            code: ProblemCode::Placeholder,
+            severity: if hosted { Severity::Error } else { Severity::Warning },
+            what: format!("{described} holds {reason}, not a key"),
+            fix: format!("put the real key in {described}"),
+        });
+        return findings;
+    }
+    if let Some(finding) = rules::key_fits_provider(kind, url, KeyShape::of(trimmed)) {
+        findings.push(Finding { what: format!("{described} {}", finding.what), ..finding });
+    }
+    findings
+}
+
+/// Reads a non-secret setting, reporting a source that fails. The value is not a secret, but it
+/// is still never echoed: a key pasted into the wrong variable must not appear in a report.
+fn resolve_setting(
+    config: &Config,
+    setting: &Setting,
+    field: &str,
+    env: &dyn Environment,
+    context: &Context<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    match setting {
+        Setting::Literal(text) => Some(text.clone()),
+        Setting::From(source) => match resolve::read(source, &config.base_dir, env) {
+            Ok(read) => Some(read.value.expose().to_owned()),
+            Err(failure) => {
+                problems.push(context.problem(Finding {
+                    code: failure.code,
+                    severity: Severity::Error,
+                    what: format!("{field}: {}", failure.what),
+                    fix: failure.fix,
+                }));
+                None
+            }
+        },
+    }
+}
+
+fn setting_label(setting: &Setting) -> String {
+    match setting {
+        Setting::Literal(_) => "the config".to_owned(),
+        Setting::From(source) => source.label(),
+    }
+}
+
+/// Who is affected, appended to every message so that one line says it all.
+struct Context<'a> {
+    provider: &'a str,
+    users: &'a Users,
+}
+
+impl Context<'_> {
+    fn problem(&self, finding: Finding) -> Problem {
+        Problem {
+            code: finding.code,
+            severity: finding.severity,
+            message: format!("{} (provider {}, used by {})", finding.what, self.provider, self.users),
+            fix: finding.fix,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::env::FixedEnv;
+    use crate::parse::parse;
+
+    const AZURE_KEY: &str = "04e0e8440123456789abcdef01232687";
+    const OPENAI_KEY: &str = "sk-proj-Abc123_def-456T3BlbkFJxyz789";
+
+    fn config(text: &str) -> Config {
+        parse(Path::new("agentfleet.toml"), text).unwrap_or_else(|error| panic!("{:#?}", error.diagnostics()))
+    }
+
+    const TEAM: &str = r#"
+[providers.openai]
+kind = "openai"
+model = "gpt-4o-mini"
+api_key = { env = "OPENAI_API_KEY" }
+
+[agents.writer]
+provider = "openai"
+
+[agents.critic]
+provider = "openai"
+
+[teams.review]
+members = ["writer", "critic"]
+termination = { max_messages = 6 }
+"#;
+
+    fn codes(check: &ProviderCheck) -> Vec<&'static str> {
+        check.problems.iter().map(|p| p.code.as_str()).collect()
+    }
+
+    #[test]
+    fn a_good_key_is_usable_and_fingerprinted() {
+        let config = config(TEAM);
+        let report = check(&config, &FixedEnv::new().with("OPENAI_API_KEY", OPENAI_KEY));
+        assert!(report.ok);
+        let openai = report.provider("openai").unwrap();
+        assert!(openai.problems.is_empty(), "{:?}", openai.problems);
+        assert_eq!(openai.source, "env:OPENAI_API_KEY");
+        assert_eq!(openai.fingerprint, Some(Fingerprint::of(OPENAI_KEY)));
+        assert_eq!(openai.shape, Some(KeyShape::OpenAiProject));
+        assert_eq!(openai.key.as_ref().unwrap().expose(), OPENAI_KEY);
+        assert_eq!(openai.used_by, ["writer", "critic", "review"]);
+    }
+
+    #[test]
+    fn a_missing_key_names_variable_provider_and_users_in_one_line() {
+        let report = check(&config(TEAM), &FixedEnv::new());
+        assert!(!report.ok);
+        let openai = report.provider("openai").unwrap();
+        assert_eq!(codes(openai), ["missing"]);
+        assert_eq!(
+            openai.problems[0].message,
+            "OPENAI_API_KEY is not set in this process (provider openai, used by agents writer, critic and team review)"
+        );
+        assert!(!openai.present);
+        assert!(openai.fingerprint.is_none());
+        assert!(openai.key.is_none());
+    }
+
+    #[test]
+    fn placeholders_whitespace_and_non_ascii_are_refused() {
+        let config = config(TEAM);
+        for (value, code) in [
+            ("**********", "placeholder"),
+            ("OPENAI_API_KEY", "placeholder"),
+            ("changeme", "placeholder"),
+            ("sk-proj-abc def", "whitespace"),
+            ("sk-proj-abcdef\n", "whitespace"),
+            ("sk-proj-abcdéf", "non-ascii"),
+        ] {
+            let report = check(&config, &FixedEnv::new().with("OPENAI_API_KEY", value));
+            let openai = report.provider("openai").unwrap();
+            assert!(codes(openai).contains(&code), "{value:?}: {:?}", openai.problems);
+            assert!(!openai.is_usable());
+            assert!(openai.key.is_none(), "an unusable key is not handed out");
+            if value.len() > 12 && value != "OPENAI_API_KEY" {
+                for problem in &openai.problems {
+                    assert!(!problem.message.contains(value.trim()), "{problem:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_azure_key_on_openai_is_a_provider_mismatch() {
+        let report = check(&config(TEAM), &FixedEnv::new().with("OPENAI_API_KEY", AZURE_KEY));
+        let openai = report.provider("openai").unwrap();
+        assert_eq!(codes(openai), ["provider-mismatch"]);
+        assert!(openai.problems[0].message.starts_with("OPENAI_API_KEY holds an Azure key (azure-key shape)"));
+        assert!(!openai.problems[0].message.contains(AZURE_KEY));
+        assert_eq!(openai.fingerprint, Some(Fingerprint::of(AZURE_KEY)));
+    }
+
+    #[test]
+    fn azure_providers_check_endpoint_key_and_path() {
+        let text = r#"
+[providers.azure]
+kind = "azure_openai"
+endpoint = { env = "AZURE_OPENAI_ENDPOINT" }
+deployment = "gpt4o"
+api_key = { env = "AZURE_OPENAI_API_KEY" }
+"#;
+        let config = config(text);
+        let env = FixedEnv::new()
+            .with("AZURE_OPENAI_ENDPOINT", "https://api.openai.com/v1")
+            .with("AZURE_OPENAI_API_KEY", OPENAI_KEY);
+        let report = check(&config, &env);
+        let azure = report.provider("azure").unwrap();
+        // The endpoint is the mistake; the key matches where it would be sent, so one finding.
+        assert_eq!(codes(azure), ["endpoint-mismatch"]);
+        assert!(azure.problems[0].message.starts_with("endpoint points at api.openai.com (OpenAI)"));
+
+        let env = FixedEnv::new()
+            .with("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com/")
+            .with("AZURE_OPENAI_API_KEY", AZURE_KEY);
+        let report = check(&config, &env);
+        let azure = report.provider("azure").unwrap();
+        assert_eq!(codes(azure), ["endpoint-mismatch"], "classic path without api_version");
+        assert_eq!(azure.url.as_deref(), Some("https://res.openai.azure.com/"));
+
+        let report = check(&config, &FixedEnv::new().with("AZURE_OPENAI_API_KEY", AZURE_KEY));
+        let azure = report.provider("azure").unwrap();
+        assert!(azure.problems[0].message.starts_with("endpoint: AZURE_OPENAI_ENDPOINT is not set"), "{:?}", azure.problems);
+    }
+
+    #[test]
+    fn literal_keys_are_refused_with_the_reference_to_write() {
+        let text = "[providers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key = \"sk-proj-LITERALabc123XYZ\"\n\
+                    [providers.b]\nkind = \"openai\"\nmodel = \"m\"\napi_key = \"${OPENAI_API_KEY}\"\n";
+        let report = check(&config(text), &FixedEnv::new());
+        let a = report.provider("a").unwrap();
+        assert_eq!(codes(a), ["literal-secret"]);
+        assert_eq!(a.source, "literal");
+        assert!(a.problems[0].fix.contains("api_key = { env = \"OPENAI_API_KEY\" }"));
+        assert!(a.fingerprint.is_some());
+        assert!(!format!("{:?}", a.problems).contains("LITERAL"));
+        let b = report.provider("b").unwrap();
+        assert!(b.problems[0].fix.starts_with("write api_key = { env = \"OPENAI_API_KEY\" }"));
+        assert!(!b.present);
+    }
+
+    #[test]
+    fn file_sources_note_a_trimmed_newline_and_stay_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), format!("{OPENAI_KEY}\n")).unwrap();
+        let text = TEAM.replace("{ env = \"OPENAI_API_KEY\" }", "{ file = \"key\" }");
+        let config = parse(&dir.path().join("agentfleet.toml"), &text).unwrap();
+        let report = check(&config, &FixedEnv::new());
+        let openai = report.provider("openai").unwrap();
+        assert!(report.ok);
+        assert_eq!(codes(openai), ["trailing-newline"]);
+        assert_eq!(openai.problems[0].severity, Severity::Note);
+        assert_eq!(openai.fingerprint, Some(Fingerprint::of(OPENAI_KEY)));
+        assert_eq!(openai.source, "file:key");
+    }
+
+    #[test]
+    fn standin_and_keyless_compatible_providers_need_no_key() {
+        let text = "[providers.local]\nkind = \"standin\"\n\
+                    [providers.ollama]\nkind = \"openai_compatible\"\nmodel = \"llama3\"\nbase_url = \"http://127.0.0.1:11434/v1\"\n";
+        let report = check(&config(text), &FixedEnv::new());
+        assert!(report.ok);
+        assert_eq!(report.provider("local").unwrap().source, "generated");
+        assert_eq!(report.provider("ollama").unwrap().source, "none");
+    }
+
+    #[test]
+    fn the_report_serializes_without_the_key() {
+        let report = check(&config(TEAM), &FixedEnv::new().with("OPENAI_API_KEY", OPENAI_KEY));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["ok"], true);
+        assert_eq!(json["providers"][0]["fingerprint"], Fingerprint::of(OPENAI_KEY).to_string());
+        assert_eq!(json["providers"][0]["shape"], "openai-project-key");
+        assert!(!json.to_string().contains(OPENAI_KEY));
+    }
+}
