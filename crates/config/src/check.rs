@@ -58,21 +58,27 @@ pub struct ProviderCheck {
     /// The resolved key, for the caller that uses it. Never serialized.
     #[serde(skip)]
     pub key: Option<Arc<Secret>>,
-    /// The resolved base URL or Azure endpoint, when one is configured.
+    /// The resolved base URL or Azure endpoint, when one is configured, without user
+    /// information or query.
     pub url: Option<String>,
 }
 
 impl ProviderCheck {
     /// Whether no problem of severity error was found.
     pub fn is_usable(&self) -> bool {
-        self.problems.iter().all(|problem| problem.severity < Severity::Error)
+        self.problems
+            .iter()
+            .all(|problem| problem.severity < Severity::Error)
     }
 }
 
 /// Checks every provider of `config` against `env` and the file system, now.
 pub fn check(config: &Config, env: &dyn Environment) -> CheckReport {
-    let providers: Vec<ProviderCheck> =
-        config.providers.iter().map(|provider| check_provider(config, provider, env)).collect();
+    let providers: Vec<ProviderCheck> = config
+        .providers
+        .iter()
+        .map(|provider| check_provider(config, provider, env))
+        .collect();
     CheckReport {
         ok: providers.iter().all(ProviderCheck::is_usable),
         config: config.path.clone(),
@@ -81,30 +87,50 @@ pub fn check(config: &Config, env: &dyn Environment) -> CheckReport {
 }
 
 /// Checks one provider of `config`.
-pub fn check_provider(config: &Config, provider: &Provider, env: &dyn Environment) -> ProviderCheck {
+pub fn check_provider(
+    config: &Config,
+    provider: &Provider,
+    env: &dyn Environment,
+) -> ProviderCheck {
     let users = config.users_of(&provider.name);
-    let context = Context { provider: &provider.name, users: &users };
+    let context = Context {
+        provider: &provider.name,
+        users: &users,
+    };
     let mut problems = Vec::new();
 
-    let url_field = if provider.kind == ProviderKind::AzureOpenAi { "endpoint" } else { "base_url" };
-    let url_setting =
-        if provider.kind == ProviderKind::AzureOpenAi { &provider.endpoint } else { &provider.base_url };
+    let url_field = if provider.kind == ProviderKind::AzureOpenAi {
+        "endpoint"
+    } else {
+        "base_url"
+    };
+    let url_setting = if provider.kind == ProviderKind::AzureOpenAi {
+        &provider.endpoint
+    } else {
+        &provider.base_url
+    };
     let url = url_setting.as_ref().and_then(|setting| {
         let text = resolve_setting(config, setting, url_field, env, &context, &mut problems)?;
         match HttpUrl::parse(&text) {
-            Some(url) => Some((text.trim().to_owned(), url)),
+            Some(url) => Some((url.shown(), url)),
             None => {
                 problems.push(context.problem(Finding {
                     code: ProblemCode::InvalidUrl,
                     severity: Severity::Error,
-                    what: format!("{url_field} from {} is not an http:// or https:// URL with a host", setting_label(setting)),
+                    what: format!(
+                        "{url_field} from {} is not an http:// or https:// URL with a host",
+                        setting_label(setting)
+                    ),
                     fix: "set it to a URL such as https://RESOURCE.openai.azure.com".to_owned(),
                 }));
                 None
             }
         }
     });
-    for (field, setting) in [("organization", &provider.organization), ("project", &provider.project)] {
+    for (field, setting) in [
+        ("organization", &provider.organization),
+        ("project", &provider.project),
+    ] {
         if let Some(setting) = setting {
             resolve_setting(config, setting, field, env, &context, &mut problems);
         }
@@ -134,10 +160,18 @@ pub fn check_provider(config: &Config, provider: &Provider, env: &dyn Environmen
     };
     match &provider.api_key {
         None => {
-            check.source =
-                if provider.kind == ProviderKind::Standin { "generated" } else { "none" }.to_owned();
+            check.source = if provider.kind == ProviderKind::Standin {
+                "generated"
+            } else {
+                "none"
+            }
+            .to_owned();
         }
-        Some(KeySetting::Literal { secret, referenced_variable, location }) => {
+        Some(KeySetting::Literal {
+            secret,
+            referenced_variable,
+            location,
+        }) => {
             check.source = "literal".to_owned();
             let fix = match referenced_variable {
                 Some(variable) => format!(
@@ -193,16 +227,36 @@ pub fn check_provider(config: &Config, provider: &Provider, env: &dyn Environmen
                             .to_owned(),
                     }));
                 }
-                for finding in inspect_key(value, &read.origin, source.name(), provider.kind, url.as_ref().map(|(_, u)| u)) {
+                // When the endpoint contradicts the kind, judging the key against that endpoint
+                // would only repeat the same mistake from another angle.
+                let endpoint_wrong = problems
+                    .iter()
+                    .any(|p| p.code == ProblemCode::EndpointMismatch);
+                let judged_url = if endpoint_wrong {
+                    None
+                } else {
+                    url.as_ref().map(|(_, u)| u)
+                };
+                for finding in inspect_key(
+                    value,
+                    &read.origin,
+                    source.name(),
+                    provider.kind,
+                    judged_url,
+                    !endpoint_wrong,
+                ) {
                     problems.push(context.problem(finding));
                 }
-                if problems.iter().all(|problem| problem.severity < Severity::Error) {
+                if problems
+                    .iter()
+                    .all(|problem| problem.severity < Severity::Error)
+                {
                     check.key = Some(Arc::new(read.value));
                 }
             }
         },
     }
-    problems.sort_by(|a, b| b.severity.cmp(&a.severity));
+    problems.sort_by_key(|problem| std::cmp::Reverse(problem.severity));
     check.problems = problems;
     check
 }
@@ -215,6 +269,7 @@ fn inspect_key(
     name: Option<&str>,
     kind: ProviderKind,
     url: Option<&HttpUrl>,
+    judge_shape: bool,
 ) -> Vec<Finding> {
     let described = origin.describe();
     let mut findings = Vec::new();
@@ -238,7 +293,8 @@ fn inspect_key(
             code: ProblemCode::Whitespace,
             severity: Severity::Error,
             what: format!("{described} {why}"),
-            fix: "store the key without surrounding whitespace, e.g. printf '%s' \"$KEY\"".to_owned(),
+            fix: "store the key without surrounding whitespace, e.g. printf '%s' \"$KEY\""
+                .to_owned(),
         });
     }
     if trimmed.chars().any(char::is_whitespace) {
@@ -261,17 +317,35 @@ fn inspect_key(
         });
     }
     if let Some(reason) = rules::placeholder(trimmed, name) {
-        let hosted = matches!(kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::Anthropic);
+        let hosted = matches!(
+            kind,
+            ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::Anthropic
+        );
         findings.push(Finding {
             code: ProblemCode::Placeholder,
-            severity: if hosted { Severity::Error } else { Severity::Warning },
+            severity: if hosted {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
             what: format!("{described} holds {reason}, not a key"),
             fix: format!("put the real key in {described}"),
         });
         return findings;
     }
+    // A key already refused for its characters has no shape worth judging.
+    if !judge_shape
+        || findings
+            .iter()
+            .any(|finding| finding.severity == Severity::Error)
+    {
+        return findings;
+    }
     if let Some(finding) = rules::key_fits_provider(kind, url, KeyShape::of(trimmed)) {
-        findings.push(Finding { what: format!("{described} {}", finding.what), ..finding });
+        findings.push(Finding {
+            what: format!("{described} {}", finding.what),
+            ..finding
+        });
     }
     findings
 }
@@ -321,7 +395,10 @@ impl Context<'_> {
         Problem {
             code: finding.code,
             severity: finding.severity,
-            message: format!("{} (provider {}, used by {})", finding.what, self.provider, self.users),
+            message: format!(
+                "{} (provider {}, used by {})",
+                finding.what, self.provider, self.users
+            ),
             fix: finding.fix,
         }
     }
@@ -339,7 +416,8 @@ mod tests {
     const OPENAI_KEY: &str = "sk-proj-Abc123_def-456T3BlbkFJxyz789";
 
     fn config(text: &str) -> Config {
-        parse(Path::new("agentfleet.toml"), text).unwrap_or_else(|error| panic!("{:#?}", error.diagnostics()))
+        parse(Path::new("agentfleet.toml"), text)
+            .unwrap_or_else(|error| panic!("{:#?}", error.diagnostics()))
     }
 
     const TEAM: &str = r#"
@@ -405,7 +483,11 @@ termination = { max_messages = 6 }
         ] {
             let report = check(&config, &FixedEnv::new().with("OPENAI_API_KEY", value));
             let openai = report.provider("openai").unwrap();
-            assert!(codes(openai).contains(&code), "{value:?}: {:?}", openai.problems);
+            assert!(
+                codes(openai).contains(&code),
+                "{value:?}: {:?}",
+                openai.problems
+            );
             assert!(!openai.is_usable());
             assert!(openai.key.is_none(), "an unusable key is not handed out");
             if value.len() > 12 && value != "OPENAI_API_KEY" {
@@ -418,10 +500,17 @@ termination = { max_messages = 6 }
 
     #[test]
     fn an_azure_key_on_openai_is_a_provider_mismatch() {
-        let report = check(&config(TEAM), &FixedEnv::new().with("OPENAI_API_KEY", AZURE_KEY));
+        let report = check(
+            &config(TEAM),
+            &FixedEnv::new().with("OPENAI_API_KEY", AZURE_KEY),
+        );
         let openai = report.provider("openai").unwrap();
         assert_eq!(codes(openai), ["provider-mismatch"]);
-        assert!(openai.problems[0].message.starts_with("OPENAI_API_KEY holds an Azure key (azure-key shape)"));
+        assert!(
+            openai.problems[0]
+                .message
+                .starts_with("OPENAI_API_KEY holds an Azure key (azure-key shape)")
+        );
         assert!(!openai.problems[0].message.contains(AZURE_KEY));
         assert_eq!(openai.fingerprint, Some(Fingerprint::of(AZURE_KEY)));
     }
@@ -443,19 +532,55 @@ api_key = { env = "AZURE_OPENAI_API_KEY" }
         let azure = report.provider("azure").unwrap();
         // The endpoint is the mistake; the key matches where it would be sent, so one finding.
         assert_eq!(codes(azure), ["endpoint-mismatch"]);
-        assert!(azure.problems[0].message.starts_with("endpoint points at api.openai.com (OpenAI)"));
+        assert!(
+            azure.problems[0]
+                .message
+                .starts_with("endpoint points at api.openai.com (OpenAI)")
+        );
 
         let env = FixedEnv::new()
             .with("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com/")
             .with("AZURE_OPENAI_API_KEY", AZURE_KEY);
         let report = check(&config, &env);
         let azure = report.provider("azure").unwrap();
-        assert_eq!(codes(azure), ["endpoint-mismatch"], "classic path without api_version");
+        assert_eq!(
+            codes(azure),
+            ["endpoint-mismatch"],
+            "classic path without api_version"
+        );
         assert_eq!(azure.url.as_deref(), Some("https://res.openai.azure.com/"));
 
-        let report = check(&config, &FixedEnv::new().with("AZURE_OPENAI_API_KEY", AZURE_KEY));
+        let env = FixedEnv::new()
+            .with(
+                "AZURE_OPENAI_ENDPOINT",
+                "https://user:hunter2@res.openai.azure.com/openai/v1?key=hunter2",
+            )
+            .with("AZURE_OPENAI_API_KEY", AZURE_KEY);
+        let report = check(&config, &env);
         let azure = report.provider("azure").unwrap();
-        assert!(azure.problems[0].message.starts_with("endpoint: AZURE_OPENAI_ENDPOINT is not set"), "{:?}", azure.problems);
+        assert_eq!(
+            azure.url.as_deref(),
+            Some("https://res.openai.azure.com/openai/v1")
+        );
+        assert_eq!(
+            codes(azure),
+            ["literal-secret"],
+            "credentials in a URL are refused"
+        );
+        assert!(!format!("{azure:?}").contains("hunter2"));
+
+        let report = check(
+            &config,
+            &FixedEnv::new().with("AZURE_OPENAI_API_KEY", AZURE_KEY),
+        );
+        let azure = report.provider("azure").unwrap();
+        assert!(
+            azure.problems[0]
+                .message
+                .starts_with("endpoint: AZURE_OPENAI_ENDPOINT is not set"),
+            "{:?}",
+            azure.problems
+        );
     }
 
     #[test]
@@ -466,11 +591,19 @@ api_key = { env = "AZURE_OPENAI_API_KEY" }
         let a = report.provider("a").unwrap();
         assert_eq!(codes(a), ["literal-secret"]);
         assert_eq!(a.source, "literal");
-        assert!(a.problems[0].fix.contains("api_key = { env = \"OPENAI_API_KEY\" }"));
+        assert!(
+            a.problems[0]
+                .fix
+                .contains("api_key = { env = \"OPENAI_API_KEY\" }")
+        );
         assert!(a.fingerprint.is_some());
         assert!(!format!("{:?}", a.problems).contains("LITERAL"));
         let b = report.provider("b").unwrap();
-        assert!(b.problems[0].fix.starts_with("write api_key = { env = \"OPENAI_API_KEY\" }"));
+        assert!(
+            b.problems[0]
+                .fix
+                .starts_with("write api_key = { env = \"OPENAI_API_KEY\" }")
+        );
         assert!(!b.present);
     }
 
@@ -500,11 +633,36 @@ api_key = { env = "AZURE_OPENAI_API_KEY" }
     }
 
     #[test]
+    fn debug_output_of_config_and_report_hides_every_key() {
+        let canary = "sk-proj-CANARYdebug0123456789abcdefXYZ";
+        let text = format!(
+            "[providers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key = \"{canary}\"\n\
+             [providers.b]\nkind = \"openai\"\nmodel = \"m\"\napi_key = {{ env = \"K\" }}\n"
+        );
+        let config = config(&text);
+        let report = check(&config, &FixedEnv::new().with("K", canary));
+        let shown = format!("{config:?}{config:#?}{report:?}{report:#?}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert!(shown.contains("Secret(<redacted>)"));
+        // The key is there for the caller that uses it, behind expose().
+        assert_eq!(
+            report.provider("b").unwrap().key.as_ref().unwrap().expose(),
+            canary
+        );
+    }
+
+    #[test]
     fn the_report_serializes_without_the_key() {
-        let report = check(&config(TEAM), &FixedEnv::new().with("OPENAI_API_KEY", OPENAI_KEY));
+        let report = check(
+            &config(TEAM),
+            &FixedEnv::new().with("OPENAI_API_KEY", OPENAI_KEY),
+        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["ok"], true);
-        assert_eq!(json["providers"][0]["fingerprint"], Fingerprint::of(OPENAI_KEY).to_string());
+        assert_eq!(
+            json["providers"][0]["fingerprint"],
+            Fingerprint::of(OPENAI_KEY).to_string()
+        );
         assert_eq!(json["providers"][0]["shape"], "openai-project-key");
         assert!(!json.to_string().contains(OPENAI_KEY));
     }

@@ -25,16 +25,24 @@ pub fn find(text: &str, key: &str) -> Result<Option<String>, SyntaxError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let line = line
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(line);
         let Some((name, rest)) = line.split_once('=') else {
-            return Err(SyntaxError { line: line_number, reason: "expected NAME=VALUE" });
+            return Err(SyntaxError {
+                line: line_number,
+                reason: "expected NAME=VALUE",
+            });
         };
         let name = name.trim();
         let valid_name = name
             .chars()
             .next()
             .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         if !valid_name {
             return Err(SyntaxError {
                 line: line_number,
@@ -58,13 +66,20 @@ pub fn find(text: &str, key: &str) -> Result<Option<String>, SyntaxError> {
                         break value;
                     }
                     let Some(next) = lines.get(index) else {
-                        return Err(SyntaxError { line: line_number, reason: "a quote is never closed" });
+                        return Err(SyntaxError {
+                            line: line_number,
+                            reason: "a quote is never closed",
+                        });
                     };
                     body.push('\n');
                     body.push_str(next.trim_end_matches('\r'));
                     index += 1;
                 };
-                if quote == '"' { unescape(&value) } else { value }
+                if quote == '"' {
+                    unescape(&value)
+                } else {
+                    value
+                }
             }
             _ => {
                 let value = match rest.find(" #").or_else(|| rest.find("\t#")) {
@@ -133,14 +148,23 @@ mod tests {
     #[test]
     fn multi_line_quoted_values() {
         let text = "PEM=\"-----BEGIN-----\nabc\n-----END-----\"\nNEXT=1\r\n";
-        assert_eq!(find(text, "PEM").unwrap().as_deref(), Some("-----BEGIN-----\nabc\n-----END-----"));
+        assert_eq!(
+            find(text, "PEM").unwrap().as_deref(),
+            Some("-----BEGIN-----\nabc\n-----END-----")
+        );
         assert_eq!(find(text, "NEXT").unwrap().as_deref(), Some("1"));
     }
 
     #[test]
     fn syntax_errors_give_the_line_and_never_the_content() {
         let error = find("A=1\nsk-proj-SECRET\n", "A").unwrap_err();
-        assert_eq!(error, SyntaxError { line: 2, reason: "expected NAME=VALUE" });
+        assert_eq!(
+            error,
+            SyntaxError {
+                line: 2,
+                reason: "expected NAME=VALUE"
+            }
+        );
         let error = find("A=\"open\nB=2\n", "A").unwrap_err();
         assert_eq!(error.line, 1);
         assert_eq!(error.reason, "a quote is never closed");

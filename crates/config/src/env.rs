@@ -46,7 +46,10 @@ impl FixedEnv {
 impl std::fmt::Debug for FixedEnv {
     /// Lists the names only: values may be credentials.
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_set().entries(self.variables.keys()).finish()
+        formatter
+            .debug_set()
+            .entries(self.variables.keys())
+            .finish()
     }
 }
 

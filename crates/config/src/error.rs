@@ -75,7 +75,12 @@ impl ConfigError {
                 column: None,
             }],
             ConfigError::NotFound => {
-                vec![Diagnostic { message: self.to_string(), file: None, line: None, column: None }]
+                vec![Diagnostic {
+                    message: self.to_string(),
+                    file: None,
+                    line: None,
+                    column: None,
+                }]
             }
         }
     }
@@ -83,7 +88,11 @@ impl ConfigError {
 
 /// `1 problem`, `2 problems`.
 pub(crate) fn plural(count: usize, noun: &str) -> String {
-    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +112,10 @@ mod tests {
 
     #[test]
     fn invalid_counts_its_problems() {
-        let error = ConfigError::Invalid { path: "a.toml".into(), diagnostics: vec![] };
+        let error = ConfigError::Invalid {
+            path: "a.toml".into(),
+            diagnostics: vec![],
+        };
         assert_eq!(error.to_string(), "0 problems in a.toml");
         assert_eq!(plural(1, "problem"), "1 problem");
     }

@@ -233,7 +233,6 @@ pub fn looks_like_credential(text: &str) -> bool {
 mod tests {
     use super::*;
 
-
     #[test]
     fn fingerprint_is_sha256_prefix_of_the_exact_bytes() {
         let fingerprint = Fingerprint::of("sk-test");
@@ -242,7 +241,10 @@ mod tests {
         assert_eq!(shown.len(), "sha256:".len() + 8);
         assert_eq!(Fingerprint::of("abc").to_string(), "sha256:ba7816bf");
         assert_ne!(Fingerprint::of("abc"), Fingerprint::of("abc\n"));
-        assert_eq!(serde_json::to_string(&Fingerprint::of("abc")).unwrap(), "\"sha256:ba7816bf\"");
+        assert_eq!(
+            serde_json::to_string(&Fingerprint::of("abc")).unwrap(),
+            "\"sha256:ba7816bf\""
+        );
     }
 
     #[test]
@@ -254,14 +256,20 @@ mod tests {
             ("sk-proj-abc_DEF-123T3BlbkFJxyz", KeyShape::OpenAiProject),
             ("sk-svcacct-abcdef", KeyShape::OpenAiServiceAccount),
             ("sk-admin-abcdef", KeyShape::OpenAiAdmin),
-            ("sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst", KeyShape::OpenAiUser),
+            (
+                "sk-abcdefghijklmnopqrstT3BlbkFJabcdefghijklmnopqrst",
+                KeyShape::OpenAiUser,
+            ),
             ("sk-or-v1-0123456789abcdef", KeyShape::OpenRouter),
             ("sk-ant-api03-abcdefAA", KeyShape::AnthropicApi),
             ("sk-ant-admin01-abcdefAA", KeyShape::AnthropicAdmin),
             ("sk-ant-oat01-abcdef", KeyShape::AnthropicOther),
             ("04e0e8440123456789abcdef01232687", KeyShape::AzureHex),
             (azure_84, KeyShape::AzureAnnotated),
-            ("AIzaSyA1234567890abcdefghijklmnopqrstuv", KeyShape::GoogleApi),
+            (
+                "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+                KeyShape::GoogleApi,
+            ),
             ("gsk_abcdef", KeyShape::Groq),
             ("xai-abcdef", KeyShape::Xai),
             ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", KeyShape::Jwt),

@@ -56,30 +56,40 @@ pub struct ConfigLocation {
 /// exist, so that reading it reports the precise problem.
 pub fn locate(flag: Option<&Path>, env: &dyn Environment) -> Result<ConfigLocation, ConfigError> {
     if let Some(path) = flag {
-        return Ok(ConfigLocation { path: path.to_owned(), named_by: "--config" });
+        return Ok(ConfigLocation {
+            path: path.to_owned(),
+            named_by: "--config",
+        });
     }
     if let Some(path) = env.get(CONFIG_VARIABLE).filter(|path| !path.is_empty()) {
-        return Ok(ConfigLocation { path: PathBuf::from(path), named_by: CONFIG_VARIABLE });
+        return Ok(ConfigLocation {
+            path: PathBuf::from(path),
+            named_by: CONFIG_VARIABLE,
+        });
     }
     let default = PathBuf::from(DEFAULT_CONFIG_FILE);
     if default.exists() {
-        return Ok(ConfigLocation { path: default, named_by: "the working directory" });
+        return Ok(ConfigLocation {
+            path: default,
+            named_by: "the working directory",
+        });
     }
     Err(ConfigError::NotFound)
 }
 
 /// Reads and validates the config file at `location`.
 pub fn load(location: &ConfigLocation) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(&location.path).map_err(|error| ConfigError::Unreadable {
-        path: location.path.clone(),
-        named_by: location.named_by,
-        reason: match error.kind() {
-            std::io::ErrorKind::NotFound => "no such file".to_owned(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-            std::io::ErrorKind::InvalidData => "not UTF-8 text".to_owned(),
-            other => other.to_string(),
-        },
-    })?;
+    let text =
+        std::fs::read_to_string(&location.path).map_err(|error| ConfigError::Unreadable {
+            path: location.path.clone(),
+            named_by: location.named_by,
+            reason: match error.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                std::io::ErrorKind::InvalidData => "not UTF-8 text".to_owned(),
+                other => other.to_string(),
+            },
+        })?;
     parse::parse(&location.path, &text)
 }
 
@@ -91,14 +101,23 @@ mod tests {
     fn the_flag_wins_then_the_variable() {
         let env = FixedEnv::new().with(CONFIG_VARIABLE, "/from/env.toml");
         let found = locate(Some(Path::new("/from/flag.toml")), &env).unwrap();
-        assert_eq!((found.path.as_path(), found.named_by), (Path::new("/from/flag.toml"), "--config"));
+        assert_eq!(
+            (found.path.as_path(), found.named_by),
+            (Path::new("/from/flag.toml"), "--config")
+        );
         let found = locate(None, &env).unwrap();
-        assert_eq!((found.path.as_path(), found.named_by), (Path::new("/from/env.toml"), CONFIG_VARIABLE));
+        assert_eq!(
+            (found.path.as_path(), found.named_by),
+            (Path::new("/from/env.toml"), CONFIG_VARIABLE)
+        );
     }
 
     #[test]
     fn a_named_file_that_does_not_exist_says_who_named_it() {
-        let location = ConfigLocation { path: "/nonexistent/agentfleet.toml".into(), named_by: CONFIG_VARIABLE };
+        let location = ConfigLocation {
+            path: "/nonexistent/agentfleet.toml".into(),
+            named_by: CONFIG_VARIABLE,
+        };
         let error = load(&location).unwrap_err();
         assert_eq!(
             error.to_string(),

@@ -118,8 +118,10 @@ impl fmt::Display for Users {
                 many => Some(format!("{noun}s {}", many.join(", "))),
             }
         }
-        let parts: Vec<String> =
-            [group("agent", &self.agents), group("team", &self.teams)].into_iter().flatten().collect();
+        let parts: Vec<String> = [group("agent", &self.agents), group("team", &self.teams)]
+            .into_iter()
+            .flatten()
+            .collect();
         if parts.is_empty() {
             formatter.write_str("no agent or team")
         } else {
@@ -440,10 +442,21 @@ mod tests {
 
     #[test]
     fn source_labels() {
-        let env = CredentialSource::Env { variable: "OPENAI_API_KEY".into() };
+        let env = CredentialSource::Env {
+            variable: "OPENAI_API_KEY".into(),
+        };
         assert_eq!(env.label(), "env:OPENAI_API_KEY");
-        let dotenv = CredentialSource::Dotenv { path: ".env".into(), key: "K".into() };
+        let dotenv = CredentialSource::Dotenv {
+            path: ".env".into(),
+            key: "K".into(),
+        };
         assert_eq!(dotenv.label(), "dotenv:.env#K");
-        assert_eq!(CredentialSource::File { path: "/s/k".into() }.label(), "file:/s/k");
+        assert_eq!(
+            CredentialSource::File {
+                path: "/s/k".into()
+            }
+            .label(),
+            "file:/s/k"
+        );
     }
 }

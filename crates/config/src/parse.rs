@@ -38,13 +38,31 @@ const AGENT_KEYS: &[&str] = &[
     "reflect_on_tool_use",
     "stream",
 ];
-const TEAM_KEYS: &[&str] = &["mode", "members", "termination", "selector_provider", "selector_prompt"];
+const TEAM_KEYS: &[&str] = &[
+    "mode",
+    "members",
+    "termination",
+    "selector_provider",
+    "selector_prompt",
+];
 const TERMINATION_KEYS: &[&str] = &["max_messages", "text_mention", "timeout", "all"];
-const TOOL_KEYS: &[&str] =
-    &["command", "description", "parameters", "timeout", "max_output_bytes", "env"];
+const TOOL_KEYS: &[&str] = &[
+    "command",
+    "description",
+    "parameters",
+    "timeout",
+    "max_output_bytes",
+    "env",
+];
 const QUEUE_KEYS: &[&str] = &["url", "lease_timeout", "max_attempts"];
-const FLEET_KEYS: &[&str] =
-    &["workers", "concurrency", "probe", "heartbeat_interval", "shutdown_grace", "env"];
+const FLEET_KEYS: &[&str] = &[
+    "workers",
+    "concurrency",
+    "probe",
+    "heartbeat_interval",
+    "shutdown_grace",
+    "env",
+];
 const SOURCE_KEYS: &[&str] = &["env", "file", "dotenv", "key"];
 const TEAM_MODES: &[&str] = &["round_robin", "selector"];
 
@@ -59,7 +77,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut diagnostics = reader.diagnostics;
         diagnostics.sort_by_key(|d| (d.line, d.column));
         diagnostics.dedup();
-        Err(ConfigError::Invalid { path: path.to_owned(), diagnostics })
+        Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            diagnostics,
+        })
     }
 }
 
@@ -83,7 +104,10 @@ struct Fields<'a, 't> {
 
 impl<'a, 't> Fields<'a, 't> {
     fn get(&self, key: &str) -> Option<&'a Value<'t>> {
-        self.entries.iter().find(|(name, _)| name.get_ref() == key).map(|(_, value)| *value)
+        self.entries
+            .iter()
+            .find(|(name, _)| name.get_ref() == key)
+            .map(|(_, value)| *value)
     }
 }
 
@@ -92,7 +116,13 @@ impl<'t> Reader<'t> {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(index, _)| index + 1))
             .collect();
-        Self { path: path.to_owned(), text, line_starts, diagnostics: Vec::new(), syntax_broken: false }
+        Self {
+            path: path.to_owned(),
+            text,
+            line_starts,
+            diagnostics: Vec::new(),
+            syntax_broken: false,
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -100,7 +130,10 @@ impl<'t> Reader<'t> {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&start| start <= offset);
         let line_start = self.line_starts[line - 1];
-        let column = self.text.get(line_start..offset).map_or(1, |s| s.chars().count() + 1);
+        let column = self
+            .text
+            .get(line_start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
         (line, column)
     }
 
@@ -132,20 +165,33 @@ impl<'t> Reader<'t> {
         for error in &syntax_errors {
             let span = error.span().unwrap_or(0..0);
             // `message()` is toml's description alone; the rendered error would quote the line.
-            let message = format!("invalid TOML: {}", error.message().trim().replace('\n', "; "));
+            let message = format!(
+                "invalid TOML: {}",
+                error.message().trim().replace('\n', "; ")
+            );
             self.error(&span, message);
         }
         let base_dir = self
             .path
             .parent()
-            .map(|dir| if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+            .map(|dir| {
+                if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_owned();
         let root_span = root.span();
         let root = root.into_inner();
         let top: Vec<(&Key<'t>, &Value<'t>)> = sorted_entries(&root);
-        let top = Fields { context: "the top level".to_owned(), span: root_span, entries: top };
-        self.unknown_keys(&top, TOP_LEVEL_KEYS, None);
+        let top = Fields {
+            context: "the top level".to_owned(),
+            span: root_span,
+            entries: top,
+        };
+        self.unknown_keys(&top, TOP_LEVEL_KEYS, &[]);
 
         // References are checked against every declared name, valid or not, so that one broken
         // entry is reported once rather than again by everything that names it.
@@ -155,7 +201,9 @@ impl<'t> Reader<'t> {
         let providers = self.named_tables(&top, "providers", |reader, name, fields| {
             reader.provider(name, fields)
         });
-        let tools = self.named_tables(&top, "tools", |reader, name, fields| reader.tool(name, fields));
+        let tools = self.named_tables(&top, "tools", |reader, name, fields| {
+            reader.tool(name, fields)
+        });
         let agents = self.named_tables(&top, "agents", |reader, name, fields| {
             reader.agent(name, fields, &provider_names, &tool_names)
         });
@@ -170,7 +218,16 @@ impl<'t> Reader<'t> {
             Some(value) => self.fleet(value),
             None => FleetSettings::default(),
         };
-        Config { path: self.path.clone(), base_dir, providers, agents, teams, tools, queue, fleet }
+        Config {
+            path: self.path.clone(),
+            base_dir,
+            providers,
+            agents,
+            teams,
+            tools,
+            queue,
+            fleet,
+        }
     }
 
     /// Reads `[SECTION.NAME]` tables with `read`, checking each name.
@@ -180,7 +237,9 @@ impl<'t> Reader<'t> {
         section: &str,
         mut read: impl FnMut(&mut Self, &str, &Fields<'_, 't>) -> Option<T>,
     ) -> Vec<T> {
-        let Some(value) = top.get(section) else { return Vec::new() };
+        let Some(value) = top.get(section) else {
+            return Vec::new();
+        };
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
                 &value.span(),
@@ -205,7 +264,9 @@ impl<'t> Reader<'t> {
                 continue;
             }
             let context = format!("[{section}.{name}]");
-            let Some(fields) = self.table(entry, &context) else { continue };
+            let Some(fields) = self.table(entry, &context) else {
+                continue;
+            };
             if let Some(item) = read(self, name, &fields) {
                 items.push(item);
             }
@@ -224,31 +285,27 @@ impl<'t> Reader<'t> {
             other => {
                 self.error(
                     &value.span(),
-                    format!("{context} must be a table, not {}", article(other.type_str())),
+                    format!(
+                        "{context} must be a table, not {}",
+                        article(other.type_str())
+                    ),
                 );
                 None
             }
         }
     }
 
-    /// Reports every key not in `known`, suggesting the nearest known key. Keys listed in
-    /// `elsewhere` are valid in other variants of the table and get a message saying so.
+    /// Reports every key not in `known`, suggesting the nearest known key. Keys in
+    /// `reported_elsewhere` are left for the caller, which explains them better.
     fn unknown_keys(
         &mut self,
         fields: &Fields<'_, 't>,
         known: &[&str],
-        elsewhere: Option<(&[&str], &dyn Fn(&str) -> String)>,
+        reported_elsewhere: &[&str],
     ) {
         for (key, _) in &fields.entries {
             let name = key.get_ref().as_ref();
-            if known.contains(&name) {
-                continue;
-            }
-            if let Some((other_keys, explain)) = elsewhere
-                && other_keys.contains(&name)
-            {
-                let message = explain(name);
-                self.error(&key.span(), message);
+            if known.contains(&name) || reported_elsewhere.contains(&name) {
                 continue;
             }
             let mut message = format!("unknown key {} in {}", shown(name), fields.context);
@@ -302,30 +359,38 @@ impl<'t> Reader<'t> {
             Some(ProviderKind::AzureOpenAi) => AZURE_KEYS,
             _ => &[],
         };
-        let known: Vec<&str> = PROVIDER_COMMON_KEYS.iter().chain(kind_specific).copied().collect();
-        let other_kinds: Vec<&str> = if kind.is_some() {
-            OPENAI_KEYS.iter().chain(AZURE_KEYS).copied().collect()
-        } else {
-            Vec::new()
-        };
-        let kind_name = kind.map_or("", ProviderKind::as_str);
-        let explain = |key: &str| {
-            let owner = if OPENAI_KEYS.contains(&key) { "openai" } else { "azure_openai" };
-            format!(
-                "{key} applies to {owner} providers only, and {context} is kind {kind_name}; \
-                 remove it or change kind"
-            )
-        };
-        if kind.is_some() {
-            self.unknown_keys(fields, &known, Some((&other_kinds, &explain)));
-        } else {
-            let all: Vec<&str> = PROVIDER_COMMON_KEYS
-                .iter()
-                .chain(OPENAI_KEYS)
-                .chain(AZURE_KEYS)
-                .copied()
-                .collect();
-            self.unknown_keys(fields, &all, None);
+        let known: Vec<&str> = PROVIDER_COMMON_KEYS
+            .iter()
+            .chain(kind_specific)
+            .copied()
+            .collect();
+        let other_kinds: Vec<&str> = OPENAI_KEYS
+            .iter()
+            .chain(AZURE_KEYS)
+            .filter(|key| !known.contains(key))
+            .copied()
+            .collect();
+        self.unknown_keys(fields, &known, &other_kinds);
+        // Keys that belong to another kind get a message saying whose they are.
+        if let Some(kind) = kind {
+            for (key, _) in &fields.entries {
+                let name = key.get_ref().as_ref();
+                if !other_kinds.contains(&name) {
+                    continue;
+                }
+                let owner = if OPENAI_KEYS.contains(&name) {
+                    "openai"
+                } else {
+                    "azure_openai"
+                };
+                self.error(
+                    &key.span(),
+                    format!(
+                        "{name} applies to {owner} providers only, and {context} is kind {kind}; \
+                         remove it or change kind"
+                    ),
+                );
+            }
         }
 
         let model = self.string(fields, "model");
@@ -338,10 +403,15 @@ impl<'t> Reader<'t> {
         let api_version = self.string(fields, "api_version");
         let kind = kind?;
 
-        let needs_model =
-            matches!(kind, ProviderKind::OpenAi | ProviderKind::Anthropic | ProviderKind::OpenAiCompatible);
+        let needs_model = matches!(
+            kind,
+            ProviderKind::OpenAi | ProviderKind::Anthropic | ProviderKind::OpenAiCompatible
+        );
         if needs_model && model.is_none() && fields.get("model").is_none() {
-            self.missing(&fields.span, format!("{context} needs model = \"...\" (kind {kind})"));
+            self.missing(
+                &fields.span,
+                format!("{context} needs model = \"...\" (kind {kind})"),
+            );
         }
         if kind == ProviderKind::AzureOpenAi && fields.get("endpoint").is_none() {
             self.missing(
@@ -355,11 +425,15 @@ impl<'t> Reader<'t> {
         if kind == ProviderKind::OpenAiCompatible && fields.get("base_url").is_none() {
             self.missing(
                 &fields.span,
-                format!("{context} needs base_url = \"http://HOST:PORT/v1\" (kind openai_compatible)"),
+                format!(
+                    "{context} needs base_url = \"http://HOST:PORT/v1\" (kind openai_compatible)"
+                ),
             );
         }
-        let needs_key =
-            matches!(kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::Anthropic);
+        let needs_key = matches!(
+            kind,
+            ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::Anthropic
+        );
         if needs_key && fields.get("api_key").is_none() {
             self.missing(
                 &fields.span,
@@ -390,13 +464,16 @@ impl<'t> Reader<'t> {
         providers: &[&str],
         tools: &[&str],
     ) -> Option<Agent> {
-        self.unknown_keys(fields, AGENT_KEYS, None);
+        self.unknown_keys(fields, AGENT_KEYS, &[]);
         let provider = self.reference(fields, "provider", "providers", providers, true);
         let system_message = self.string(fields, "system_message");
         let description = self.string(fields, "description");
-        let tool_names = self.reference_list(fields, "tools", "tools", tools).unwrap_or_default();
-        let max_tool_iterations =
-            self.integer(fields, "max_tool_iterations", 1, 100).map_or(1, |n| n as u32);
+        let tool_names = self
+            .reference_list(fields, "tools", "tools", tools)
+            .unwrap_or_default();
+        let max_tool_iterations = self
+            .integer(fields, "max_tool_iterations", 1, 100)
+            .map_or(1, |n| n as u32);
         let reflect_on_tool_use = self.boolean(fields, "reflect_on_tool_use").unwrap_or(false);
         let stream = self.boolean(fields, "stream").unwrap_or(false);
         Some(Agent {
@@ -419,7 +496,7 @@ impl<'t> Reader<'t> {
         providers: &[&str],
     ) -> Option<Team> {
         let context = fields.context.clone();
-        self.unknown_keys(fields, TEAM_KEYS, None);
+        self.unknown_keys(fields, TEAM_KEYS, &[]);
         if agents.contains(&name) {
             self.error(
                 &fields.span,
@@ -448,14 +525,20 @@ impl<'t> Reader<'t> {
         };
         let members = match fields.get("members") {
             None => {
-                self.missing(&fields.span, format!("{context} needs members = [\"AGENT\", ...]"));
+                self.missing(
+                    &fields.span,
+                    format!("{context} needs members = [\"AGENT\", ...]"),
+                );
                 None
             }
             Some(_) => self.reference_list(fields, "members", "agents", agents),
         };
         if let (Some(members), Some(value)) = (&members, fields.get("members")) {
             if members.is_empty() && self.is_string_array(value) {
-                self.error(&value.span(), format!("{context} members is empty; name at least one agent"));
+                self.error(
+                    &value.span(),
+                    format!("{context} members is empty; name at least one agent"),
+                );
             }
             let mut seen: Vec<&str> = Vec::new();
             for member in members {
@@ -520,9 +603,11 @@ impl<'t> Reader<'t> {
     fn termination(&mut self, value: &Value<'t>, team_context: &str) -> Option<Termination> {
         let context = format!("{team_context} termination");
         let fields = self.table(value, &context)?;
-        self.unknown_keys(&fields, TERMINATION_KEYS, None);
+        self.unknown_keys(&fields, TERMINATION_KEYS, &[]);
         let termination = Termination {
-            max_messages: self.integer(&fields, "max_messages", 1, 100_000).map(|n| n as u32),
+            max_messages: self
+                .integer(&fields, "max_messages", 1, 100_000)
+                .map(|n| n as u32),
             text_mention: self.string(&fields, "text_mention"),
             timeout: self.duration(&fields, "timeout"),
             all: self.boolean(&fields, "all").unwrap_or(false),
@@ -530,7 +615,10 @@ impl<'t> Reader<'t> {
         if let Some(value) = fields.get("text_mention")
             && termination.text_mention.as_deref() == Some("")
         {
-            self.error(&value.span(), format!("{context} text_mention is empty; it would match every message"));
+            self.error(
+                &value.span(),
+                format!("{context} text_mention is empty; it would match every message"),
+            );
         }
         let has_condition = ["max_messages", "text_mention", "timeout"]
             .iter()
@@ -546,7 +634,7 @@ impl<'t> Reader<'t> {
 
     fn tool(&mut self, name: &str, fields: &Fields<'_, 't>) -> Option<Tool> {
         let context = fields.context.clone();
-        self.unknown_keys(fields, TOOL_KEYS, None);
+        self.unknown_keys(fields, TOOL_KEYS, &[]);
         let command = match fields.get("command") {
             None => {
                 self.missing(
@@ -558,7 +646,10 @@ impl<'t> Reader<'t> {
             Some(value) => {
                 let command = self.string_array(value, &context, "command");
                 if command.as_ref().is_some_and(Vec::is_empty) {
-                    self.error(&value.span(), format!("{context} command is empty; name a program"));
+                    self.error(
+                        &value.span(),
+                        format!("{context} command is empty; name a program"),
+                    );
                 }
                 command
             }
@@ -569,14 +660,23 @@ impl<'t> Reader<'t> {
             Some(value) => match value.get_ref() {
                 DeValue::Table(_) => Some(to_json(value.get_ref())),
                 other => {
-                    self.wrong_type(value, &context, "parameters", "a table (a JSON Schema)", other);
+                    self.wrong_type(
+                        value,
+                        &context,
+                        "parameters",
+                        "a table (a JSON Schema)",
+                        other,
+                    );
                     None
                 }
             },
         };
-        let timeout = self.duration(fields, "timeout").unwrap_or(Duration::from_secs(30));
-        let max_output_bytes =
-            self.integer(fields, "max_output_bytes", 1, i64::MAX).map_or(1 << 20, |n| n as u64);
+        let timeout = self
+            .duration(fields, "timeout")
+            .unwrap_or(Duration::from_secs(30));
+        let max_output_bytes = self
+            .integer(fields, "max_output_bytes", 1, i64::MAX)
+            .map_or(1 << 20, |n| n as u64);
         let env = self.variable_list(fields, "env").unwrap_or_default();
         Some(Tool {
             name: name.to_owned(),
@@ -591,11 +691,15 @@ impl<'t> Reader<'t> {
 
     fn queue(&mut self, value: &Value<'t>) -> QueueSettings {
         let defaults = QueueSettings::default();
-        let Some(fields) = self.table(value, "[queue]") else { return defaults };
-        self.unknown_keys(&fields, QUEUE_KEYS, None);
+        let Some(fields) = self.table(value, "[queue]") else {
+            return defaults;
+        };
+        self.unknown_keys(&fields, QUEUE_KEYS, &[]);
         let url = self.setting(&fields, "url", false);
         if let (Some(Setting::Literal(url)), Some(value)) = (&url, fields.get("url"))
-            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
         {
             self.error(
                 &value.span(),
@@ -604,7 +708,9 @@ impl<'t> Reader<'t> {
         }
         QueueSettings {
             url: url.unwrap_or(defaults.url),
-            lease_timeout: self.duration(&fields, "lease_timeout").unwrap_or(defaults.lease_timeout),
+            lease_timeout: self
+                .duration(&fields, "lease_timeout")
+                .unwrap_or(defaults.lease_timeout),
             max_attempts: self
                 .integer(&fields, "max_attempts", 1, 1000)
                 .map_or(defaults.max_attempts, |n| n as u32),
@@ -613,10 +719,14 @@ impl<'t> Reader<'t> {
 
     fn fleet(&mut self, value: &Value<'t>) -> FleetSettings {
         let defaults = FleetSettings::default();
-        let Some(fields) = self.table(value, "[fleet]") else { return defaults };
-        self.unknown_keys(&fields, FLEET_KEYS, None);
+        let Some(fields) = self.table(value, "[fleet]") else {
+            return defaults;
+        };
+        self.unknown_keys(&fields, FLEET_KEYS, &[]);
         FleetSettings {
-            workers: self.integer(&fields, "workers", 1, 1024).map_or(defaults.workers, |n| n as u32),
+            workers: self
+                .integer(&fields, "workers", 1, 1024)
+                .map_or(defaults.workers, |n| n as u32),
             concurrency: self
                 .integer(&fields, "concurrency", 1, 4096)
                 .map_or(defaults.concurrency, |n| n as u32),
@@ -624,7 +734,9 @@ impl<'t> Reader<'t> {
             heartbeat_interval: self
                 .duration(&fields, "heartbeat_interval")
                 .unwrap_or(defaults.heartbeat_interval),
-            shutdown_grace: self.duration(&fields, "shutdown_grace").unwrap_or(defaults.shutdown_grace),
+            shutdown_grace: self
+                .duration(&fields, "shutdown_grace")
+                .unwrap_or(defaults.shutdown_grace),
             env: self.variable_list(&fields, "env").unwrap_or_default(),
         }
     }
@@ -639,7 +751,10 @@ impl<'t> Reader<'t> {
     ) {
         self.error(
             &value.span(),
-            format!("{context} {key} must be {expected}, not {}", article(found.type_str())),
+            format!(
+                "{context} {key} must be {expected}, not {}",
+                article(found.type_str())
+            ),
         );
     }
 
@@ -668,14 +783,27 @@ impl<'t> Reader<'t> {
     fn integer(&mut self, fields: &Fields<'_, 't>, key: &str, min: i64, max: i64) -> Option<i64> {
         let value = fields.get(key)?;
         let DeValue::Integer(integer) = value.get_ref() else {
-            self.wrong_type(value, &fields.context, key, "a whole number", value.get_ref());
+            self.wrong_type(
+                value,
+                &fields.context,
+                key,
+                "a whole number",
+                value.get_ref(),
+            );
             return None;
         };
         match i64::from_str_radix(integer.as_str(), integer.radix()) {
             Ok(number) if (min..=max).contains(&number) => Some(number),
             _ => {
-                let range = if max == i64::MAX { format!("at least {min}") } else { format!("from {min} to {max}") };
-                self.error(&value.span(), format!("{} {key} must be {range}", fields.context));
+                let range = if max == i64::MAX {
+                    format!("at least {min}")
+                } else {
+                    format!("from {min} to {max}")
+                };
+                self.error(
+                    &value.span(),
+                    format!("{} {key} must be {range}", fields.context),
+                );
                 None
             }
         }
@@ -716,7 +844,10 @@ impl<'t> Reader<'t> {
                 other => {
                     self.error(
                         &item.span(),
-                        format!("{context} {key} must hold strings only, not {}", article(other.type_str())),
+                        format!(
+                            "{context} {key} must hold strings only, not {}",
+                            article(other.type_str())
+                        ),
                     );
                     ok = false;
                 }
@@ -756,7 +887,10 @@ impl<'t> Reader<'t> {
         let Some(value) = fields.get(key) else {
             if required {
                 let example = defined.first().copied().unwrap_or("NAME");
-                self.missing(&fields.span, format!("{} needs {key} = \"{example}\"", fields.context));
+                self.missing(
+                    &fields.span,
+                    format!("{} needs {key} = \"{example}\"", fields.context),
+                );
             }
             return None;
         };
@@ -777,7 +911,13 @@ impl<'t> Reader<'t> {
     ) -> Option<Vec<String>> {
         let value = fields.get(key)?;
         let DeValue::Array(items) = value.get_ref() else {
-            self.wrong_type(value, &fields.context, key, "an array of names", value.get_ref());
+            self.wrong_type(
+                value,
+                &fields.context,
+                key,
+                "an array of names",
+                value.get_ref(),
+            );
             return None;
         };
         let mut names = Vec::new();
@@ -816,10 +956,16 @@ impl<'t> Reader<'t> {
         if defined.contains(&name) {
             return true;
         }
-        let mut message = format!("{context} {key} names {} {}, which is not defined", singular(section), shown(name));
+        let mut message = format!(
+            "{context} {key} names {} {}, which is not defined",
+            singular(section),
+            shown(name)
+        );
         match suggest(name, defined.iter().copied()) {
             Some(s) => message.push_str(&format!("; did you mean '{s}'?")),
-            None if defined.is_empty() => message.push_str(&format!("; there is no [{section}.NAME] entry")),
+            None if defined.is_empty() => {
+                message.push_str(&format!("; there is no [{section}.NAME] entry"))
+            }
             None => message.push_str(&format!("; defined: {}", defined.join(", "))),
         }
         self.error(span, message);
@@ -871,7 +1017,8 @@ impl<'t> Reader<'t> {
             }),
             DeValue::Table(_) => {
                 let context = format!("{} api_key", fields.context);
-                self.source(value, &context, "api_key").map(KeySetting::From)
+                self.source(value, &context, "api_key")
+                    .map(KeySetting::From)
             }
             other => {
                 self.wrong_type(
@@ -889,12 +1036,15 @@ impl<'t> Reader<'t> {
     /// `{ env = "NAME" }`, `{ file = "PATH" }` or `{ dotenv = "PATH", key = "NAME" }`.
     fn source(&mut self, value: &Value<'t>, context: &str, key: &str) -> Option<CredentialSource> {
         let fields = self.table(value, context)?;
-        self.unknown_keys(&fields, SOURCE_KEYS, None);
+        self.unknown_keys(&fields, SOURCE_KEYS, &[]);
         let env = self.string(&fields, "env");
         let file = self.string(&fields, "file");
         let dotenv = self.string(&fields, "dotenv");
         let entry = self.string(&fields, "key");
-        let given = ["env", "file", "dotenv"].iter().filter(|k| fields.get(k).is_some()).count();
+        let given = ["env", "file", "dotenv"]
+            .iter()
+            .filter(|k| fields.get(k).is_some())
+            .count();
         if given != 1 {
             self.error(
                 &fields.span,
@@ -907,7 +1057,10 @@ impl<'t> Reader<'t> {
             return None;
         }
         if fields.get("key").is_some() && fields.get("dotenv").is_none() {
-            self.error(&fields.span, format!("{context}: key goes with dotenv only"));
+            self.error(
+                &fields.span,
+                format!("{context}: key goes with dotenv only"),
+            );
             return None;
         }
         let empty = |reader: &mut Self, what: &str| {
@@ -934,7 +1087,9 @@ impl<'t> Reader<'t> {
             if path.is_empty() {
                 return empty(self, "file");
             }
-            return Some(CredentialSource::File { path: PathBuf::from(path) });
+            return Some(CredentialSource::File {
+                path: PathBuf::from(path),
+            });
         }
         let path = dotenv?;
         if path.is_empty() {
@@ -950,7 +1105,10 @@ impl<'t> Reader<'t> {
         if !is_valid_variable_name(&entry) || looks_like_credential(&entry) {
             return empty(self, "key (an entry name)");
         }
-        Some(CredentialSource::Dotenv { path: PathBuf::from(path), key: entry })
+        Some(CredentialSource::Dotenv {
+            path: PathBuf::from(path),
+            key: entry,
+        })
     }
 }
 
@@ -977,7 +1135,9 @@ fn sorted_entries<'a, 't>(table: &'a DeTable<'t>) -> Vec<(&'a Key<'t>, &'a Value
 fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && !looks_like_credential(name)
 }
 
@@ -1002,8 +1162,13 @@ fn suggest<'c>(candidate: &str, options: impl IntoIterator<Item = &'c str>) -> O
     let limit = (candidate.chars().count() / 3).max(1);
     options
         .into_iter()
-        .map(|option| (edit_distance(&candidate, &option.to_ascii_lowercase()), option))
-        .filter(|(distance, _)| *distance <= limit)
+        .map(|option| {
+            (
+                edit_distance(&candidate, &option.to_ascii_lowercase()),
+                option,
+            )
+        })
+        .filter(|(distance, _)| *distance <= limit && *distance < candidate.chars().count())
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, option)| option)
 }
@@ -1016,13 +1181,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(rows[i - 2][j - 2] + 1);
             }
@@ -1060,7 +1227,9 @@ fn referenced_variable(literal: &str) -> Option<String> {
         .unwrap_or(trimmed);
     let is_identifier = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit()
         && name.contains('_');
     is_identifier.then(|| name.to_owned())
@@ -1101,7 +1270,11 @@ fn singular(section: &str) -> &str {
 }
 
 fn quoted_list(items: &[&str]) -> String {
-    items.iter().map(|item| format!("\"{item}\"")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|item| format!("\"{item}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -1111,7 +1284,11 @@ mod tests {
     fn problems(text: &str) -> Vec<String> {
         match parse(Path::new("agentfleet.toml"), text) {
             Ok(_) => Vec::new(),
-            Err(error) => error.diagnostics().iter().map(ToString::to_string).collect(),
+            Err(error) => error
+                .diagnostics()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 
@@ -1173,7 +1350,10 @@ concurrency = 16
         ));
         let azure = config.provider("azure").unwrap();
         assert_eq!(azure.deployment.as_deref(), Some("gpt4o"));
-        assert!(matches!(azure.endpoint, Some(Setting::From(CredentialSource::Env { .. }))));
+        assert!(matches!(
+            azure.endpoint,
+            Some(Setting::From(CredentialSource::Env { .. }))
+        ));
         let team = config.team("review").unwrap();
         assert_eq!(team.members, ["writer", "critic"]);
         assert_eq!(team.termination.max_messages, Some(6));
@@ -1181,9 +1361,15 @@ concurrency = 16
         assert!(!team.termination.all);
         let tool = config.tool("search").unwrap();
         assert_eq!(tool.timeout, Duration::from_secs(5));
-        assert_eq!(tool.parameters.as_ref().unwrap()["properties"]["query"]["type"], "string");
+        assert_eq!(
+            tool.parameters.as_ref().unwrap()["properties"]["query"]["type"],
+            "string"
+        );
         assert_eq!(config.fleet.workers, 2);
-        assert_eq!(config.users_of("openai").to_string(), "agent writer and team review");
+        assert_eq!(
+            config.users_of("openai").to_string(),
+            "agent writer and team review"
+        );
         assert_eq!(config.users_of("azure").names(), ["critic", "review"]);
     }
 
@@ -1193,11 +1379,29 @@ concurrency = 16
             "[providers.openai]\nkind = \"openia\"\nmodle = \"x\"\n\n[agents.a]\nprovider = \"opnai\"\nstream = \"yes\"\n",
         );
         assert_eq!(found.len(), 4, "{found:#?}");
-        assert!(found[0].starts_with("agentfleet.toml:2:8: unknown provider kind 'openia'; did you mean 'openai'?"), "{found:#?}");
-        assert!(found[1].starts_with("agentfleet.toml:3:1: unknown key 'modle'"), "{found:#?}");
+        assert!(
+            found[0].starts_with(
+                "agentfleet.toml:2:8: unknown provider kind 'openia'; did you mean 'openai'?"
+            ),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("agentfleet.toml:3:1: unknown key 'modle'"),
+            "{found:#?}"
+        );
         assert!(found[1].contains("did you mean 'model'?"));
-        assert!(found.iter().any(|f| f.starts_with("agentfleet.toml:6:12:") && f.contains("did you mean 'openai'?")), "{found:#?}");
-        assert!(found.iter().any(|f| f.starts_with("agentfleet.toml:7:10:") && f.contains("stream must be true or false, not a string")), "{found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("agentfleet.toml:6:12:")
+                    && f.contains("did you mean 'openai'?")),
+            "{found:#?}"
+        );
+        assert!(
+            found.iter().any(|f| f.starts_with("agentfleet.toml:7:10:")
+                && f.contains("stream must be true or false, not a string")),
+            "{found:#?}"
+        );
     }
 
     #[test]
@@ -1222,17 +1426,42 @@ concurrency = 16
             "[providers.openai]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { env = \"K\" }\ndeployment = \"d\"\n",
         );
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].contains("deployment applies to azure_openai providers only"), "{found:#?}");
+        assert!(
+            found[0].contains("deployment applies to azure_openai providers only"),
+            "{found:#?}"
+        );
     }
 
     #[test]
     fn required_fields_are_named_with_an_example() {
-        let found = problems("[providers.a]\nkind = \"azure_openai\"\n[providers.b]\nkind = \"openai_compatible\"\n");
-        assert!(found.iter().any(|f| f.contains("[providers.a] needs endpoint")), "{found:#?}");
-        assert!(found.iter().any(|f| f.contains("[providers.a] needs api_key = { env = \"AZURE_OPENAI_API_KEY\" }")));
-        assert!(found.iter().any(|f| f.contains("[providers.b] needs model")));
-        assert!(found.iter().any(|f| f.contains("[providers.b] needs base_url")));
-        assert!(!found.iter().any(|f| f.contains("[providers.b] needs api_key")), "auth is optional there");
+        let found = problems(
+            "[providers.a]\nkind = \"azure_openai\"\n[providers.b]\nkind = \"openai_compatible\"\n",
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("[providers.a] needs endpoint")),
+            "{found:#?}"
+        );
+        assert!(found.iter().any(|f| {
+            f.contains("[providers.a] needs api_key = { env = \"AZURE_OPENAI_API_KEY\" }")
+        }));
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("[providers.b] needs model"))
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("[providers.b] needs base_url"))
+        );
+        assert!(
+            !found
+                .iter()
+                .any(|f| f.contains("[providers.b] needs api_key")),
+            "auth is optional there"
+        );
     }
 
     #[test]
@@ -1242,16 +1471,37 @@ concurrency = 16
              [providers.b]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { dotenv = \".env\" }\n\
              [providers.c]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { envv = \"A\" }\n",
         );
-        assert!(found.iter().any(|f| f.contains("api_key needs exactly one of env, file or dotenv")), "{found:#?}");
-        assert!(found.iter().any(|f| f.contains("dotenv needs key = \"NAME\"")), "{found:#?}");
-        assert!(found.iter().any(|f| f.contains("unknown key 'envv'") && f.contains("did you mean 'env'?")), "{found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("api_key needs exactly one of env, file or dotenv")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("dotenv needs key = \"NAME\"")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("unknown key 'envv'") && f.contains("did you mean 'env'?")),
+            "{found:#?}"
+        );
     }
 
     #[test]
     fn a_literal_key_parses_and_is_kept_for_check_to_refuse() {
-        let config = parsed("[providers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key = \"$OPENAI_API_KEY\"\n");
+        let config = parsed(
+            "[providers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key = \"$OPENAI_API_KEY\"\n",
+        );
         match &config.provider("a").unwrap().api_key {
-            Some(KeySetting::Literal { referenced_variable, location, .. }) => {
+            Some(KeySetting::Literal {
+                referenced_variable,
+                location,
+                ..
+            }) => {
                 assert_eq!(referenced_variable.as_deref(), Some("OPENAI_API_KEY"));
                 assert_eq!(location, "agentfleet.toml:4:11");
             }
@@ -1267,12 +1517,41 @@ concurrency = 16
              [teams.t]\nmode = \"selector\"\nmembers = [\"a\", \"b\"]\ntermination = {}\n\
              [teams.a]\nmembers = [\"a\"]\ntermination = { max_messages = 2 }\nselector_provider = \"p\"\n",
         );
-        assert!(found.iter().any(|f| f.contains("names tool 'serch', which is not defined; did you mean 'search'?")), "{found:#?}");
-        assert!(found.iter().any(|f| f.contains("names agent 'b', which is not defined")), "{found:#?}");
-        assert!(found.iter().any(|f| f.contains("termination has no condition")), "{found:#?}");
-        assert!(found.iter().any(|f| f.contains("needs selector_provider")), "{found:#?}");
-        assert!(found.iter().any(|f| f.contains("[teams.a] has the name of an agent")), "{found:#?}");
-        assert!(found.iter().any(|f| f.contains("selector_provider applies to mode = \"selector\" only")), "{found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|f| f
+                    .contains("names tool 'serch', which is not defined; did you mean 'search'?")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("names agent 'b', which is not defined")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("termination has no condition")),
+            "{found:#?}"
+        );
+        assert!(
+            found.iter().any(|f| f.contains("needs selector_provider")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("[teams.a] has the name of an agent")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("selector_provider applies to mode = \"selector\" only")),
+            "{found:#?}"
+        );
     }
 
     #[test]
@@ -1301,7 +1580,15 @@ concurrency = 16
         assert!(!is_plain_name("a b"));
         assert_eq!(suggest("modle", ["model", "kind"]), Some("model"));
         assert_eq!(suggest("zzz", ["model", "kind"]), None);
-        assert_eq!(referenced_variable("${AZURE_OPENAI_API_KEY}").as_deref(), Some("AZURE_OPENAI_API_KEY"));
+        assert_eq!(
+            suggest("y", ["x"]),
+            None,
+            "one letter is no basis for a guess"
+        );
+        assert_eq!(
+            referenced_variable("${AZURE_OPENAI_API_KEY}").as_deref(),
+            Some("AZURE_OPENAI_API_KEY")
+        );
         assert_eq!(referenced_variable("sk-abc"), None);
     }
 }

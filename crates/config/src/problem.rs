@@ -104,16 +104,31 @@ pub struct Problem {
 impl Problem {
     /// An error.
     pub fn error(code: ProblemCode, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { code, severity: Severity::Error, message: message.into(), fix: fix.into() }
+        Self {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            fix: fix.into(),
+        }
     }
 
     /// A warning.
     pub fn warning(code: ProblemCode, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { code, severity: Severity::Warning, message: message.into(), fix: fix.into() }
+        Self {
+            code,
+            severity: Severity::Warning,
+            message: message.into(),
+            fix: fix.into(),
+        }
     }
 
     /// A note.
     pub fn note(code: ProblemCode, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { code, severity: Severity::Note, message: message.into(), fix: fix.into() }
+        Self {
+            code,
+            severity: Severity::Note,
+            message: message.into(),
+            fix: fix.into(),
+        }
     }
 }

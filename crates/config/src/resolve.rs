@@ -102,7 +102,11 @@ pub struct Failure {
 }
 
 /// Reads `source` now, in this process. Relative paths are taken from `base_dir`.
-pub fn read(source: &CredentialSource, base_dir: &Path, env: &dyn Environment) -> Result<Read, Failure> {
+pub fn read(
+    source: &CredentialSource,
+    base_dir: &Path,
+    env: &dyn Environment,
+) -> Result<Read, Failure> {
     match source {
         CredentialSource::Env { variable } => read_env(variable, env),
         CredentialSource::File { path } => {
@@ -120,19 +124,28 @@ fn read_env(variable: &str, env: &dyn Environment) -> Result<Read, Failure> {
     match (direct, file) {
         (Some(_), Some(_)) => Err(Failure {
             code: ProblemCode::AmbiguousSource,
-            origin: Origin::Env { variable: variable.to_owned() },
-            what: format!("both {variable} and {file_variable} are set, so which key is meant is unclear"),
+            origin: Origin::Env {
+                variable: variable.to_owned(),
+            },
+            what: format!(
+                "both {variable} and {file_variable} are set, so which key is meant is unclear"
+            ),
             fix: format!(
                 "unset one of them: with only {file_variable} set, agentfleet reads the file it names"
             ),
         }),
         (None, Some(path)) => {
             let path = PathBuf::from(path);
-            let origin = Origin::EnvFile { variable: file_variable, path: path.clone() };
+            let origin = Origin::EnvFile {
+                variable: file_variable,
+                path: path.clone(),
+            };
             read_file(&path, origin)
         }
         (Some(value), None) => {
-            let origin = Origin::Env { variable: variable.to_owned() };
+            let origin = Origin::Env {
+                variable: variable.to_owned(),
+            };
             let value = match value.into_string() {
                 Ok(value) => value,
                 Err(raw) => {
@@ -156,16 +169,22 @@ fn read_env(variable: &str, env: &dyn Environment) -> Result<Read, Failure> {
                     ),
                 });
             }
-            Ok(Read { value: Secret::new(value), origin, trimmed_newline: false })
+            Ok(Read {
+                value: Secret::new(value),
+                origin,
+                trimmed_newline: false,
+            })
         }
         (None, None) => Err(Failure {
             code: ProblemCode::Missing,
-            origin: Origin::Env { variable: variable.to_owned() },
+            origin: Origin::Env {
+                variable: variable.to_owned(),
+            },
             what: format!("{variable} is not set in this process"),
             fix: format!(
                 "set {variable} in the environment of the process that runs agentfleet (a \
                  container, pod or queue worker gets only what its own manifest or unit injects, \
-                 not your shell's), or set {file_variable} to a file that holds the key"
+                 not your shell's), or set {file_variable} to a file that holds the value"
             ),
         }),
     }
@@ -175,7 +194,12 @@ fn read_env(variable: &str, env: &dyn Environment) -> Result<Read, Failure> {
 /// is a broken pointer (unreadable) rather than a missing secret.
 fn read_file(path: &Path, origin: Origin) -> Result<Read, Failure> {
     let shown = path.display().to_string();
-    let fail = |code, what: String, fix: &str| Failure { code, origin: origin.clone(), what, fix: fix.to_owned() };
+    let fail = |code, what: String, fix: &str| Failure {
+        code,
+        origin: origin.clone(),
+        what,
+        fix: fix.to_owned(),
+    };
     let link = match fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == ErrorKind::NotFound => {
@@ -221,7 +245,10 @@ fn read_file(path: &Path, origin: Origin) -> Result<Read, Failure> {
     if metadata.len() > MAX_SECRET_FILE_BYTES {
         return Err(fail(
             ProblemCode::Unreadable,
-            format!("file {shown} is {} bytes, too large to hold one key", metadata.len()),
+            format!(
+                "file {shown} is {} bytes, too large to hold one key",
+                metadata.len()
+            ),
             "point at a file that holds the key alone",
         ));
     }
@@ -245,7 +272,11 @@ fn read_file(path: &Path, origin: Origin) -> Result<Read, Failure> {
             "write the key into the file, or point at the file that holds it",
         ));
     }
-    Ok(Read { value: Secret::new(value), origin, trimmed_newline })
+    Ok(Read {
+        value: Secret::new(value),
+        origin,
+        trimmed_newline,
+    })
 }
 
 fn io_failure(
@@ -270,7 +301,10 @@ fn io_failure(
 }
 
 fn read_dotenv(full_path: &Path, written: &Path, key: &str) -> Result<Read, Failure> {
-    let origin = Origin::Dotenv { path: written.to_owned(), key: key.to_owned() };
+    let origin = Origin::Dotenv {
+        path: written.to_owned(),
+        key: key.to_owned(),
+    };
     let shown = full_path.display().to_string();
     let mut text = match fs::read_to_string(full_path) {
         Ok(text) => text,
@@ -300,7 +334,10 @@ fn read_dotenv(full_path: &Path, written: &Path, key: &str) -> Result<Read, Fail
         Err(syntax) => Err(Failure {
             code: ProblemCode::Unreadable,
             origin,
-            what: format!("dotenv file {shown} line {}: {}", syntax.line, syntax.reason),
+            what: format!(
+                "dotenv file {shown} line {}: {}",
+                syntax.line, syntax.reason
+            ),
             fix: "fix that line; values with spaces or # need quotes".to_owned(),
         }),
         Ok(None) => Err(Failure {
@@ -315,7 +352,11 @@ fn read_dotenv(full_path: &Path, written: &Path, key: &str) -> Result<Read, Fail
             what: format!("entry {key} in dotenv file {shown} is empty"),
             fix: format!("give {key} the key's value"),
         }),
-        Ok(Some(value)) => Ok(Read { value: Secret::new(value), origin, trimmed_newline: false }),
+        Ok(Some(value)) => Ok(Read {
+            value: Secret::new(value),
+            origin,
+            trimmed_newline: false,
+        }),
     }
 }
 
@@ -335,7 +376,9 @@ mod tests {
     use crate::env::FixedEnv;
 
     fn env_source(variable: &str) -> CredentialSource {
-        CredentialSource::Env { variable: variable.into() }
+        CredentialSource::Env {
+            variable: variable.into(),
+        }
     }
 
     #[test]
@@ -363,14 +406,23 @@ mod tests {
         let read = read(&env_source("K"), Path::new("."), &env).unwrap();
         assert_eq!(read.value.expose(), "sk-from-file");
         assert!(read.trimmed_newline);
-        assert_eq!(read.origin.label(), format!("env-file:K_FILE={}", path.display()));
+        assert_eq!(
+            read.origin.label(),
+            format!("env-file:K_FILE={}", path.display())
+        );
 
         let env = FixedEnv::new().with("K_FILE", dir.path().join("nowhere").as_os_str());
         let failure = super::read(&env_source("K"), Path::new("."), &env).unwrap_err();
         assert_eq!(failure.code, ProblemCode::Unreadable);
-        assert!(failure.what.starts_with("K_FILE points at "), "{}", failure.what);
+        assert!(
+            failure.what.starts_with("K_FILE points at "),
+            "{}",
+            failure.what
+        );
 
-        let env = FixedEnv::new().with("K", "a").with("K_FILE", path.as_os_str());
+        let env = FixedEnv::new()
+            .with("K", "a")
+            .with("K_FILE", path.as_os_str());
         let failure = super::read(&env_source("K"), Path::new("."), &env).unwrap_err();
         assert_eq!(failure.code, ProblemCode::AmbiguousSource);
     }
@@ -379,7 +431,9 @@ mod tests {
     fn files_relative_to_the_config_and_every_way_they_fail() {
         let dir = tempfile::tempdir().unwrap();
         let env = FixedEnv::new();
-        let file = |name: &str| CredentialSource::File { path: PathBuf::from(name) };
+        let file = |name: &str| CredentialSource::File {
+            path: PathBuf::from(name),
+        };
         fs::write(dir.path().join("good"), "sk-good\r\n").unwrap();
         let read = read(&file("good"), dir.path(), &env).unwrap();
         assert_eq!(read.value.expose(), "sk-good");
@@ -390,11 +444,18 @@ mod tests {
 
         fs::create_dir(dir.path().join("dir")).unwrap();
         let failure = super::read(&file("dir"), dir.path(), &env).unwrap_err();
-        assert_eq!((failure.code, failure.what.ends_with("is a directory")), (ProblemCode::Unreadable, true));
+        assert_eq!(
+            (failure.code, failure.what.ends_with("is a directory")),
+            (ProblemCode::Unreadable, true)
+        );
 
         std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("dangling")).unwrap();
         let failure = super::read(&file("dangling"), dir.path(), &env).unwrap_err();
-        assert!(failure.what.contains("symbolic link to a file that does not exist"));
+        assert!(
+            failure
+                .what
+                .contains("symbolic link to a file that does not exist")
+        );
 
         fs::write(dir.path().join("blank"), "\n").unwrap();
         let failure = super::read(&file("blank"), dir.path(), &env).unwrap_err();
@@ -412,7 +473,11 @@ mod tests {
         let path = dir.path().join("locked");
         fs::write(&path, "sk-x").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
-        let result = read(&CredentialSource::File { path: path.clone() }, dir.path(), &FixedEnv::new());
+        let result = read(
+            &CredentialSource::File { path: path.clone() },
+            dir.path(),
+            &FixedEnv::new(),
+        );
         // root reads any file regardless of mode; the rule is exercised where it can be.
         if fs::read(&path).is_err() {
             let failure = result.unwrap_err();
@@ -427,17 +492,38 @@ mod tests {
     fn dotenv_entries_and_failures() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(".env"), "A=sk-a\nB=\n").unwrap();
-        let source = |key: &str| CredentialSource::Dotenv { path: ".env".into(), key: key.into() };
+        let source = |key: &str| CredentialSource::Dotenv {
+            path: ".env".into(),
+            key: key.into(),
+        };
         let env = FixedEnv::new().with("A", "from-process");
         let read = read(&source("A"), dir.path(), &env).unwrap();
-        assert_eq!(read.value.expose(), "sk-a", "the dotenv file wins over the process");
+        assert_eq!(
+            read.value.expose(),
+            "sk-a",
+            "the dotenv file wins over the process"
+        );
         assert_eq!(read.origin.label(), "dotenv:.env#A");
-        assert_eq!(super::read(&source("B"), dir.path(), &env).unwrap_err().code, ProblemCode::Empty);
-        assert_eq!(super::read(&source("C"), dir.path(), &env).unwrap_err().code, ProblemCode::Missing);
+        assert_eq!(
+            super::read(&source("B"), dir.path(), &env)
+                .unwrap_err()
+                .code,
+            ProblemCode::Empty
+        );
+        assert_eq!(
+            super::read(&source("C"), dir.path(), &env)
+                .unwrap_err()
+                .code,
+            ProblemCode::Missing
+        );
         fs::write(dir.path().join(".env"), "A=sk-a\nthis line is broken\n").unwrap();
         let failure = super::read(&source("A"), dir.path(), &env).unwrap_err();
         assert_eq!(failure.code, ProblemCode::Unreadable);
-        assert!(failure.what.ends_with("line 2: expected NAME=VALUE"), "{}", failure.what);
+        assert!(
+            failure.what.ends_with("line 2: expected NAME=VALUE"),
+            "{}",
+            failure.what
+        );
         assert!(!failure.what.contains("broken"));
     }
 

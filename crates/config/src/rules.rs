@@ -23,7 +23,12 @@ pub struct Finding {
 
 impl Finding {
     fn new(code: ProblemCode, severity: Severity, what: String, fix: String) -> Self {
-        Self { code, severity, what, fix }
+        Self {
+            code,
+            severity,
+            what,
+            fix,
+        }
     }
 }
 
@@ -34,6 +39,8 @@ pub struct HttpUrl {
     pub scheme: String,
     /// The host, lowercased, without brackets or a trailing dot.
     pub host: String,
+    /// `:PORT` when the URL names one, else empty.
+    pub port: String,
     /// The path, without query or fragment (empty when absent).
     pub path: String,
     /// Whether the URL carries `user:password@`.
@@ -55,17 +62,37 @@ impl HttpUrl {
             Some((_, host_port)) => (true, host_port),
             None => (false, authority),
         };
-        let host = if let Some(bracketed) = host_port.strip_prefix('[') {
-            bracketed.split_once(']')?.0
+        let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+            let (host, after) = bracketed.split_once(']')?;
+            (host, after)
         } else {
-            host_port.split(':').next().unwrap_or_default()
+            host_port.split_at(host_port.find(':').unwrap_or(host_port.len()))
         };
+        if !(port.is_empty() || (port.starts_with(':') && port[1..].parse::<u16>().is_ok())) {
+            return None;
+        }
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         if host.is_empty() || host.contains(char::is_whitespace) {
             return None;
         }
         let path_end = after.find(['?', '#']).unwrap_or(after.len());
-        Some(Self { scheme, host, path: after[..path_end].to_owned(), has_userinfo })
+        Some(Self {
+            scheme,
+            host,
+            port: port.to_owned(),
+            path: after[..path_end].to_owned(),
+            has_userinfo,
+        })
+    }
+
+    /// The URL without user information, query or fragment: safe to show in any report.
+    pub fn shown(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{}://{host}{}{}", self.scheme, self.port, self.path)
     }
 
     /// Whether the host is this machine.
@@ -96,9 +123,13 @@ impl HttpUrl {
 }
 
 fn is_azure_host(host: &str) -> bool {
-    [".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"]
-        .iter()
-        .any(|suffix| host.ends_with(suffix))
+    [
+        ".openai.azure.com",
+        ".cognitiveservices.azure.com",
+        ".services.ai.azure.com",
+    ]
+    .iter()
+    .any(|suffix| host.ends_with(suffix))
 }
 
 fn host_owner(family: KeyFamily) -> &'static str {
@@ -119,10 +150,15 @@ fn host_owner(family: KeyFamily) -> &'static str {
 pub fn placeholder(value: &str, name: Option<&str>) -> Option<&'static str> {
     let value = value.trim();
     let lower = value.to_ascii_lowercase();
-    if value.contains("***") || value.contains('•') || (!value.is_empty() && value.chars().all(|c| c == '*')) {
+    if value.contains("***")
+        || value.contains('•')
+        || (!value.is_empty() && value.chars().all(|c| c == '*'))
+    {
         return Some("a masked value (asterisks, as a masked config round-trip leaves behind)");
     }
-    if (value.starts_with('<') && value.ends_with('>')) || (value.starts_with("{{") && value.ends_with("}}")) {
+    if (value.starts_with('<') && value.ends_with('>'))
+        || (value.starts_with("{{") && value.ends_with("}}"))
+    {
         return Some("a template marker such as <API_KEY> or {{ api_key }}");
     }
     if value.starts_with('$') {
@@ -132,35 +168,88 @@ pub fn placeholder(value: &str, name: Option<&str>) -> Option<&'static str> {
         return Some("the variable's own name instead of its value");
     }
     let is_upper_identifier = value.len() > 3
-        && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         && value.contains('_')
-        && ["KEY", "TOKEN", "SECRET"].iter().any(|end| value.ends_with(end));
+        && ["KEY", "TOKEN", "SECRET"]
+            .iter()
+            .any(|end| value.ends_with(end));
     if is_upper_identifier {
         return Some("a variable's name instead of a key");
     }
     const WORDS: &[&str] = &[
-        "test", "testing", "test-key", "testkey", "test_key", "changeme", "change-me", "change_me",
-        "placeholder", "dummy", "fake", "example", "sample", "none", "null", "nil", "undefined",
-        "todo", "tbd", "fixme", "secret", "password", "apikey", "api_key", "api-key", "key",
-        "token", "redacted", "default", "replaceme", "replace-me", "replace_me", "xxx", "foo",
-        "bar", "foobar", "abc", "abc123", "123", "1234", "12345", "123456", "...",
+        "test",
+        "testing",
+        "test-key",
+        "testkey",
+        "test_key",
+        "changeme",
+        "change-me",
+        "change_me",
+        "placeholder",
+        "dummy",
+        "fake",
+        "example",
+        "sample",
+        "none",
+        "null",
+        "nil",
+        "undefined",
+        "todo",
+        "tbd",
+        "fixme",
+        "secret",
+        "password",
+        "apikey",
+        "api_key",
+        "api-key",
+        "key",
+        "token",
+        "redacted",
+        "default",
+        "replaceme",
+        "replace-me",
+        "replace_me",
+        "xxx",
+        "foo",
+        "bar",
+        "foobar",
+        "abc",
+        "abc123",
+        "123",
+        "1234",
+        "12345",
+        "123456",
+        "...",
     ];
     if WORDS.contains(&lower.as_str()) {
         return Some("a placeholder word such as test or changeme");
     }
-    let squashed: String = lower.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let template_start = ["your", "my", "insert", "enter", "put", "paste", "replace", "add"]
+    let squashed: String = lower
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let template_start = [
+        "your", "my", "insert", "enter", "put", "paste", "replace", "add",
+    ]
+    .iter()
+    .any(|start| squashed.starts_with(start));
+    let template_end = ["key", "token", "secret", "here"]
         .iter()
-        .any(|start| squashed.starts_with(start));
-    let template_end = ["key", "token", "secret", "here"].iter().any(|end| squashed.contains(end));
+        .any(|end| squashed.contains(end));
     if template_start && template_end {
-        return Some("a placeholder such as your-api-key-here");
+        return Some("a template phrase such as YOUR_API_KEY");
     }
     let body = ["sk-proj-", "sk-ant-", "sk-"]
         .iter()
         .find_map(|prefix| value.strip_prefix(prefix))
         .unwrap_or(value);
-    if body.is_empty() || body.chars().all(|c| matches!(c, 'x' | 'X' | '.' | '-' | '_' | '#' | '0' | '…')) {
+    if body.is_empty()
+        || body
+            .chars()
+            .all(|c| matches!(c, 'x' | 'X' | '.' | '-' | '_' | '#' | '0' | '…'))
+    {
         return Some("a filler such as sk-xxxx or sk-...");
     }
     None
@@ -180,7 +269,11 @@ fn expected_family(kind: ProviderKind, url: Option<&HttpUrl>) -> Option<KeyFamil
 }
 
 /// Whether a key of this shape belongs to the provider it is configured for.
-pub fn key_fits_provider(kind: ProviderKind, url: Option<&HttpUrl>, shape: KeyShape) -> Option<Finding> {
+pub fn key_fits_provider(
+    kind: ProviderKind,
+    url: Option<&HttpUrl>,
+    shape: KeyShape,
+) -> Option<Finding> {
     let expected = expected_family(kind, url);
     let destination = match url {
         Some(url) => url.host.clone(),
@@ -254,7 +347,10 @@ pub fn key_fits_provider(kind: ProviderKind, url: Option<&HttpUrl>, shape: KeySh
                      to {destination}",
                     expected.describe()
                 ),
-                format!("check that this is {} and not another provider's key", expected.describe()),
+                format!(
+                    "check that this is {} and not another provider's key",
+                    expected.describe()
+                ),
             ))
         }
         _ => None,
@@ -296,14 +392,17 @@ pub fn endpoint_fits_provider(
             ProblemCode::LiteralSecret,
             Severity::Error,
             format!("{field} carries a user name or password in the URL"),
-            "remove user:password@ from the URL: agentfleet sends credentials in headers only".to_owned(),
+            "remove user:password@ from the URL: agentfleet sends credentials in headers only"
+                .to_owned(),
         ));
     }
     if url.scheme == "http" && !url.is_loopback() {
         findings.push(Finding::new(
             ProblemCode::InsecureEndpoint,
             Severity::Warning,
-            format!("{field} is plain http to {host}, so the key would cross the network unencrypted"),
+            format!(
+                "{field} is plain http to {host}, so the key would cross the network unencrypted"
+            ),
             "use https, or keep plain http for servers on this machine".to_owned(),
         ));
     }
@@ -334,7 +433,11 @@ pub fn endpoint_fits_provider(
                 format!(
                     "set endpoint to the Azure resource, https://RESOURCE.openai.azure.com, or use \
                      kind = \"{}\" for {host}",
-                    if family == Some(KeyFamily::Anthropic) { "anthropic" } else { "openai" }
+                    if family == Some(KeyFamily::Anthropic) {
+                        "anthropic"
+                    } else {
+                        "openai"
+                    }
                 ),
             ));
         }
@@ -370,7 +473,8 @@ pub fn endpoint_fits_provider(
                         "the classic Azure path needs a deployment name, and neither deployment \
                          nor model is set"
                             .to_owned(),
-                        "add deployment = \"NAME\" (the deployment's name in the Azure portal)".to_owned(),
+                        "add deployment = \"NAME\" (the deployment's name in the Azure portal)"
+                            .to_owned(),
                     ));
                 }
             }
@@ -408,7 +512,13 @@ mod tests {
         assert!(parsed.has_userinfo);
         assert!(parsed.is_azure_v1_path());
         assert_eq!(parsed.provider_family(), Some(KeyFamily::Azure));
+        assert_eq!(
+            parsed.shown(),
+            "https://res.openai.azure.com:443/openai/v1/"
+        );
         assert!(url("http://[::1]:8080/v1").is_loopback());
+        assert_eq!(url("http://[::1]:8080/v1").shown(), "http://[::1]:8080/v1");
+        assert!(HttpUrl::parse("http://host:notaport/").is_none());
         assert!(HttpUrl::parse("ftp://x").is_none());
         assert!(HttpUrl::parse("api.openai.com").is_none());
         assert!(HttpUrl::parse("https:///v1").is_none());
@@ -433,7 +543,10 @@ mod tests {
             "sk-",
         ];
         for value in cases {
-            assert!(placeholder(value, Some("OPENAI_API_KEY")).is_some(), "{value}");
+            assert!(
+                placeholder(value, Some("OPENAI_API_KEY")).is_some(),
+                "{value}"
+            );
         }
         assert_eq!(
             placeholder("openai_api_key", Some("OPENAI_API_KEY")),
@@ -461,90 +574,207 @@ mod tests {
         let openai = None;
         let azure_shape = KeyShape::of("04e0e8440123456789abcdef01232687");
         let found = key_fits_provider(ProviderKind::OpenAi, openai, azure_shape).unwrap();
-        assert_eq!((found.code, found.severity), (ProblemCode::ProviderMismatch, Severity::Error));
-        assert!(found.what.contains("holds an Azure key (azure-key shape)"), "{}", found.what);
+        assert_eq!(
+            (found.code, found.severity),
+            (ProblemCode::ProviderMismatch, Severity::Error)
+        );
+        assert!(
+            found.what.contains("holds an Azure key (azure-key shape)"),
+            "{}",
+            found.what
+        );
         assert!(found.fix.contains("kind = \"azure_openai\""));
 
         let azure = url("https://res.openai.azure.com");
-        let found = key_fits_provider(ProviderKind::AzureOpenAi, Some(&azure), KeyShape::OpenAiProject).unwrap();
+        let found = key_fits_provider(
+            ProviderKind::AzureOpenAi,
+            Some(&azure),
+            KeyShape::OpenAiProject,
+        )
+        .unwrap();
         assert_eq!(found.severity, Severity::Error);
         assert!(found.what.contains("holds an OpenAI key"));
 
         let found = key_fits_provider(ProviderKind::OpenAi, None, KeyShape::AnthropicApi).unwrap();
         assert!(found.what.contains("holds an Anthropic key"));
 
-        let found = key_fits_provider(ProviderKind::Anthropic, None, KeyShape::OpenAiProject).unwrap();
+        let found =
+            key_fits_provider(ProviderKind::Anthropic, None, KeyShape::OpenAiProject).unwrap();
         assert_eq!(found.severity, Severity::Error);
     }
 
     #[test]
     fn matching_keys_pass() {
-        assert_eq!(key_fits_provider(ProviderKind::OpenAi, None, KeyShape::OpenAiProject), None);
+        assert_eq!(
+            key_fits_provider(ProviderKind::OpenAi, None, KeyShape::OpenAiProject),
+            None
+        );
         let azure = url("https://res.openai.azure.com");
-        assert_eq!(key_fits_provider(ProviderKind::AzureOpenAi, Some(&azure), KeyShape::AzureHex), None);
-        assert_eq!(key_fits_provider(ProviderKind::AzureOpenAi, Some(&azure), KeyShape::AzureAnnotated), None);
+        assert_eq!(
+            key_fits_provider(ProviderKind::AzureOpenAi, Some(&azure), KeyShape::AzureHex),
+            None
+        );
+        assert_eq!(
+            key_fits_provider(
+                ProviderKind::AzureOpenAi,
+                Some(&azure),
+                KeyShape::AzureAnnotated
+            ),
+            None
+        );
         // Azure's v1 path with the plain OpenAI client takes an Azure key: no mismatch.
         let v1 = url("https://res.openai.azure.com/openai/v1");
-        assert_eq!(key_fits_provider(ProviderKind::OpenAi, Some(&v1), KeyShape::AzureHex), None);
+        assert_eq!(
+            key_fits_provider(ProviderKind::OpenAi, Some(&v1), KeyShape::AzureHex),
+            None
+        );
         // An Azure gateway with an unknown host still expects Azure keys, and accepts them.
         let apim = url("https://gw.azure-api.net");
-        assert_eq!(key_fits_provider(ProviderKind::AzureOpenAi, Some(&apim), KeyShape::AzureHex), None);
+        assert_eq!(
+            key_fits_provider(ProviderKind::AzureOpenAi, Some(&apim), KeyShape::AzureHex),
+            None
+        );
         // An OpenAI-compatible server decides its own keys.
         let local = url("http://127.0.0.1:8000/v1");
-        assert_eq!(key_fits_provider(ProviderKind::OpenAiCompatible, Some(&local), KeyShape::Unrecognised), None);
-        assert_eq!(key_fits_provider(ProviderKind::OpenAiCompatible, Some(&local), KeyShape::OpenAiUser), None);
+        assert_eq!(
+            key_fits_provider(
+                ProviderKind::OpenAiCompatible,
+                Some(&local),
+                KeyShape::Unrecognised
+            ),
+            None
+        );
+        assert_eq!(
+            key_fits_provider(
+                ProviderKind::OpenAiCompatible,
+                Some(&local),
+                KeyShape::OpenAiUser
+            ),
+            None
+        );
     }
 
     #[test]
     fn google_keys_outside_gemini_and_unknown_shapes_warn() {
         let local = url("http://127.0.0.1:8000/v1");
-        let found = key_fits_provider(ProviderKind::OpenAiCompatible, Some(&local), KeyShape::GoogleApi).unwrap();
+        let found = key_fits_provider(
+            ProviderKind::OpenAiCompatible,
+            Some(&local),
+            KeyShape::GoogleApi,
+        )
+        .unwrap();
         assert_eq!(found.severity, Severity::Warning);
         let gemini = url("https://generativelanguage.googleapis.com/v1beta/openai");
-        assert_eq!(key_fits_provider(ProviderKind::OpenAiCompatible, Some(&gemini), KeyShape::GoogleApi), None);
+        assert_eq!(
+            key_fits_provider(
+                ProviderKind::OpenAiCompatible,
+                Some(&gemini),
+                KeyShape::GoogleApi
+            ),
+            None
+        );
         let found = key_fits_provider(ProviderKind::OpenAi, None, KeyShape::GoogleApi).unwrap();
         assert_eq!(found.severity, Severity::Error);
         let found = key_fits_provider(ProviderKind::OpenAi, None, KeyShape::Unrecognised).unwrap();
         assert_eq!(found.severity, Severity::Warning);
-        let found = key_fits_provider(ProviderKind::AzureOpenAi, Some(&url("https://r.openai.azure.com")), KeyShape::Jwt).unwrap();
+        let found = key_fits_provider(
+            ProviderKind::AzureOpenAi,
+            Some(&url("https://r.openai.azure.com")),
+            KeyShape::Jwt,
+        )
+        .unwrap();
         assert_eq!(found.severity, Severity::Warning);
     }
 
     #[test]
     fn endpoints_must_fit_the_kind_and_the_azure_path() {
         let azure = url("https://res.openai.azure.com");
-        let found = endpoint_fits_provider(ProviderKind::OpenAi, "base_url", &azure, AzurePath::default());
+        let found = endpoint_fits_provider(
+            ProviderKind::OpenAi,
+            "base_url",
+            &azure,
+            AzurePath::default(),
+        );
         assert_eq!(found[0].code, ProblemCode::EndpointMismatch);
         let v1 = url("https://res.openai.azure.com/openai/v1");
-        assert!(endpoint_fits_provider(ProviderKind::OpenAi, "base_url", &v1, AzurePath::default()).is_empty());
+        assert!(
+            endpoint_fits_provider(ProviderKind::OpenAi, "base_url", &v1, AzurePath::default())
+                .is_empty()
+        );
 
         let openai = url("https://api.openai.com/v1");
-        let found = endpoint_fits_provider(ProviderKind::AzureOpenAi, "endpoint", &openai, AzurePath::default());
-        assert!(found[0].what.contains("api.openai.com (OpenAI)"), "{found:?}");
+        let found = endpoint_fits_provider(
+            ProviderKind::AzureOpenAi,
+            "endpoint",
+            &openai,
+            AzurePath::default(),
+        );
+        assert!(
+            found[0].what.contains("api.openai.com (OpenAI)"),
+            "{found:?}"
+        );
 
         let found = endpoint_fits_provider(
             ProviderKind::AzureOpenAi,
             "endpoint",
             &azure,
-            AzurePath { deployment: Some("d"), api_version: None, model: None },
+            AzurePath {
+                deployment: Some("d"),
+                api_version: None,
+                model: None,
+            },
         );
         assert_eq!(found.len(), 1);
         assert!(found[0].what.contains("needs api_version"));
-        let complete = AzurePath { deployment: Some("d"), api_version: Some("2024-10-21"), model: None };
-        assert!(endpoint_fits_provider(ProviderKind::AzureOpenAi, "endpoint", &azure, complete).is_empty());
-        assert!(endpoint_fits_provider(ProviderKind::AzureOpenAi, "endpoint", &v1, AzurePath::default()).is_empty());
+        let complete = AzurePath {
+            deployment: Some("d"),
+            api_version: Some("2024-10-21"),
+            model: None,
+        };
+        assert!(
+            endpoint_fits_provider(ProviderKind::AzureOpenAi, "endpoint", &azure, complete)
+                .is_empty()
+        );
+        assert!(
+            endpoint_fits_provider(
+                ProviderKind::AzureOpenAi,
+                "endpoint",
+                &v1,
+                AzurePath::default()
+            )
+            .is_empty()
+        );
 
         let pasted = url("https://res.openai.azure.com/openai/deployments/gpt4o/chat/completions");
-        let found = endpoint_fits_provider(ProviderKind::AzureOpenAi, "endpoint", &pasted, complete);
+        let found =
+            endpoint_fits_provider(ProviderKind::AzureOpenAi, "endpoint", &pasted, complete);
         assert!(found[0].what.contains("includes the /openai/deployments"));
 
-        let found = endpoint_fits_provider(ProviderKind::Anthropic, "base_url", &openai, AzurePath::default());
+        let found = endpoint_fits_provider(
+            ProviderKind::Anthropic,
+            "base_url",
+            &openai,
+            AzurePath::default(),
+        );
         assert_eq!(found[0].code, ProblemCode::EndpointMismatch);
 
         let clear = url("http://llm.internal:8000/v1");
-        let found = endpoint_fits_provider(ProviderKind::OpenAiCompatible, "base_url", &clear, AzurePath::default());
+        let found = endpoint_fits_provider(
+            ProviderKind::OpenAiCompatible,
+            "base_url",
+            &clear,
+            AzurePath::default(),
+        );
         assert_eq!(found[0].code, ProblemCode::InsecureEndpoint);
         let local = url("http://127.0.0.1:8000/v1");
-        assert!(endpoint_fits_provider(ProviderKind::OpenAiCompatible, "base_url", &local, AzurePath::default()).is_empty());
+        assert!(
+            endpoint_fits_provider(
+                ProviderKind::OpenAiCompatible,
+                "base_url",
+                &local,
+                AzurePath::default()
+            )
+            .is_empty()
+        );
     }
 }

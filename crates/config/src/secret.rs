@@ -60,7 +60,10 @@ impl PartialEq for Secret {
         if left.len() != right.len() {
             return false;
         }
-        left.iter().zip(right).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        left.iter()
+            .zip(right)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -85,7 +88,9 @@ mod tests {
         struct Holder {
             key: Secret,
         }
-        let holder = Holder { key: Secret::new("sk-canary-0123456789".to_owned()) };
+        let holder = Holder {
+            key: Secret::new("sk-canary-0123456789".to_owned()),
+        };
         assert!(!format!("{holder:#?}").contains("canary"));
     }
 

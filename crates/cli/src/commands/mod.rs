@@ -1,0 +1,13 @@
+//! One module per subcommand; `run` dispatches.
+
+mod check;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+
+/// Runs the command the user asked for.
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+    }
+}

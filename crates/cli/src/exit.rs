@@ -1,0 +1,34 @@
+//! Exit codes: one per way the program can end, documented in README.md.
+//!
+//! The numbers follow sysexits(3) where one fits, so that supervisors and CI scripts can tell
+//! "fix the config" from "the provider said no" from "the provider could not be reached".
+
+use std::process::ExitCode;
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything checked out.
+    Ok,
+    /// An unexpected failure (an I/O error writing output, say).
+    Failure,
+    /// The config, or a credential it needs, is unusable (EX_CONFIG).
+    Config,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failure => 1,
+            Exit::Config => 78,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit.code())
+    }
+}

@@ -1,0 +1,17 @@
+//! End-to-end tests: the real `agentfleet` binary, run in temporary directories with an
+//! environment built from nothing, so that a developer's own keys can never leak in or
+//! make a test pass by accident.
+//!
+//! One test binary, so dependencies link once. Modules, by subject:
+
+/// Building workspaces and running the binary.
+mod util;
+
+/// `agentfleet check`: every rule, both output formats, config discovery, exit codes.
+mod check;
+
+/// A canary secret, planted everywhere a key can be, must appear in no output.
+mod canary;
+
+/// Rules about the repository itself: where the environment may be read, file headers.
+mod repository;
