@@ -258,7 +258,7 @@ impl<'t> Reader<'t> {
                     &key.span(),
                     format!(
                         "the name of this [{section}] entry is not a plain name: use letters, \
-                         digits, '-' and '_', at most 64 characters"
+                         digits, '-' and '_', at most 64 characters, not shaped like a key"
                     ),
                 );
                 continue;

@@ -646,3 +646,53 @@ fn help_lists_check() {
     let output = run(agentfleet().arg("check").arg("--bogus"));
     assert_eq!(output.code, 2, "usage errors exit 2");
 }
+
+/// The real user id of this test process, from /proc.
+fn real_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .expect("a Uid line")
+}
+
+#[test]
+fn a_secret_file_this_user_cannot_read_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let workspace = Workspace::new();
+    std::fs::set_permissions(workspace.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = workspace.write("agentfleet.toml", openai_with_key(r#"{ file = "locked" }"#));
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let locked = workspace.write("locked", OPENAI_KEY);
+    let mut command = if real_uid() == 0 {
+        // root reads any file, so run the check as an unprivileged user that the file's mode
+        // (0600, owned by root) really shuts out.
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut command = assert_cmd::Command::new("setpriv");
+        command
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(workspace.path())
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_agentfleet"))
+            .args(["check", "--json"]);
+        command
+    } else {
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+        workspace.agentfleet(&["check", "--json"])
+    };
+    let output = run(&mut command);
+    assert_eq!(output.code, 78, "{}{}", output.stdout, output.stderr);
+    let json = output.json();
+    assert_eq!(codes(&json, 0), ["unreadable"]);
+    let message = json["providers"][0]["problems"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.starts_with("file "), "{message}");
+    assert!(
+        message.contains("locked cannot be read by this process (permission denied)"),
+        "{message}"
+    );
+}
