@@ -61,6 +61,12 @@ pub struct ProviderCheck {
     /// The resolved base URL or Azure endpoint, when one is configured, without user
     /// information or query.
     pub url: Option<String>,
+    /// `organization`, resolved, for the client to send. Never serialized.
+    #[serde(skip)]
+    pub organization: Option<String>,
+    /// `project`, resolved, for the client to send. Never serialized.
+    #[serde(skip)]
+    pub project: Option<String>,
 }
 
 impl ProviderCheck {
@@ -127,14 +133,13 @@ pub fn check_provider(
             }
         }
     });
-    for (field, setting) in [
-        ("organization", &provider.organization),
-        ("project", &provider.project),
-    ] {
-        if let Some(setting) = setting {
-            resolve_setting(config, setting, field, env, &context, &mut problems);
-        }
-    }
+    let mut resolve_optional = |field: &str, setting: &Option<Setting>| {
+        let setting = setting.as_ref()?;
+        resolve_setting(config, setting, field, env, &context, &mut problems)
+            .map(|value| value.trim().to_owned())
+    };
+    let organization = resolve_optional("organization", &provider.organization);
+    let project = resolve_optional("project", &provider.project);
     if let Some((_, url)) = &url {
         let azure = AzurePath {
             deployment: provider.deployment.as_deref(),
@@ -157,6 +162,8 @@ pub fn check_provider(
         used_by: users.names(),
         key: None,
         url: url.as_ref().map(|(text, _)| text.clone()),
+        organization,
+        project,
     };
     match &provider.api_key {
         None => {

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod check;
+pub mod credential;
 pub mod dotenv;
 pub mod env;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod secret;
 use std::path::{Path, PathBuf};
 
 pub use check::{CheckReport, ProviderCheck, check, check_provider};
+pub use credential::{CurrentKey, LiveCredential};
 pub use env::{Environment, FixedEnv, ProcessEnv};
 pub use error::{ConfigError, Diagnostic};
 pub use fingerprint::{Fingerprint, KeyFamily, KeyShape};
