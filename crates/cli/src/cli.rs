@@ -19,6 +19,11 @@ pub enum Command {
     /// Exits 0 when every provider is usable and 78 when the config or any credential is not.
     /// Keys are never printed: a fingerprint (sha256: and 8 hex digits) stands in for each.
     Check(CheckArgs),
+    /// Serve a local stand-in for OpenAI, Azure OpenAI and Anthropic.
+    ///
+    /// It speaks their wire formats (JSON and SSE, tool calls) and enforces their auth with
+    /// their real error bodies. The first line on stdout is `listening on http://ADDR`.
+    Standin(StandinArgs),
 }
 
 /// Where the config file is.
@@ -36,4 +41,36 @@ pub struct CheckArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also make one cheap authenticated call per provider (exit 77 if one refuses its key,
+    /// 69 if one cannot be reached).
+    #[arg(long)]
+    pub probe: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StandinArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub addr: String,
+    /// A key to accept (repeatable). Prefer --keys-file: arguments are visible to other users.
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// A file of keys to accept, one a line, re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Delay before every answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+    /// Fail a share of requests with a status, e.g. 429=0.05,500=0.01.
+    #[arg(long, value_name = "STATUS=SHARE,...")]
+    pub fail_rate: Option<String>,
+    /// Scripted replies (TOML rules; see docs/standin.md).
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// An Azure deployment that exists (repeatable); others answer 404. Default: all exist.
+    #[arg(long = "deployment", value_name = "NAME")]
+    pub deployments: Vec<String>,
+    /// Worker threads serving requests.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
 }

@@ -5,13 +5,20 @@
 
 use std::process::ExitCode;
 
-/// How a command ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a command ended. Ordered by precedence: when several things went wrong, the greatest
+/// decides the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exit {
     /// Everything checked out.
     Ok,
     /// An unexpected failure (an I/O error writing output, say).
     Failure,
+    /// The command line asks for something that cannot be done.
+    Usage,
+    /// A provider cannot be reached or is failing (EX_UNAVAILABLE).
+    Unavailable,
+    /// A provider refused its credential (EX_NOPERM).
+    Rejected,
     /// The config, or a credential it needs, is unusable (EX_CONFIG).
     Config,
 }
@@ -22,6 +29,9 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Unavailable => 69,
+            Exit::Rejected => 77,
             Exit::Config => 78,
         }
     }

@@ -12,6 +12,11 @@
 //!     anthropic.rs  Anthropic Messages                                    x-api-key
 //! ```
 
+// `ModelError` carries everything a caller acts on (kind, status, code, request id,
+// fingerprint, hint) as plain fields. It only ever travels back from a network round trip, where
+// moving 150 bytes is nothing, so it is not boxed for clippy's sake.
+#![allow(clippy::result_large_err)]
+
 mod anthropic;
 mod azure;
 pub mod error;
@@ -218,7 +223,11 @@ pub fn build(spec: ClientSpec, options: ClientOptions) -> Result<Arc<dyn ModelCl
                 } else {
                     openai::TokenLimit::MaxTokens
                 },
-                explain: openai::explain,
+                explain: if kind == ProviderKind::OpenAi {
+                    openai::explain
+                } else {
+                    openai::explain_compatible
+                },
                 name,
             })
         }

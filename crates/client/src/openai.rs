@@ -547,13 +547,26 @@ pub(crate) fn explain(body: &ErrorBody, sent: &Sent, kind: ErrorKind) -> Option<
                 .to_owned(),
         );
     }
-    if kind == ErrorKind::AuthRejected
-        && let Some(echo) = echoed_key(&body.message)
-    {
-        let family = sent.shape.and_then(|shape| shape.family());
-        return Some(describe_echo(echo, family));
+    if kind == ErrorKind::AuthRejected && echoed_key(&body.message).is_some() {
+        return explain_compatible(body, sent, kind).or_else(|| {
+            Some(
+                "OpenAI refused the key: it is revoked, mistyped, or from another project; compare \
+                 its fingerprint with the key in the OpenAI dashboard"
+                    .to_owned(),
+            )
+        });
     }
     None
+}
+
+/// Hints for servers that copy OpenAI's error bodies: what the masked echo reveals, when it
+/// reveals something.
+pub(crate) fn explain_compatible(body: &ErrorBody, sent: &Sent, kind: ErrorKind) -> Option<String> {
+    if kind != ErrorKind::AuthRejected {
+        return None;
+    }
+    let echo = echoed_key(&body.message)?;
+    describe_echo(echo, sent.shape.and_then(|shape| shape.family()))
 }
 
 /// The masked key OpenAI echoes in "Incorrect API key provided: sk-abc***wxyz."
@@ -566,7 +579,7 @@ fn echoed_key(message: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
-fn describe_echo(echo: &str, sent_family: Option<agentfleet_config::KeyFamily>) -> String {
+fn describe_echo(echo: &str, sent_family: Option<agentfleet_config::KeyFamily>) -> Option<String> {
     use agentfleet_config::KeyFamily;
     let visible: String = echo.chars().filter(|c| *c != '*').collect();
     let looks_like_name = echo
@@ -574,32 +587,34 @@ fn describe_echo(echo: &str, sent_family: Option<agentfleet_config::KeyFamily>) 
         .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '*')
         && echo.contains('_');
     if visible.to_lowercase().starts_with("your") {
-        return "OpenAI received a placeholder, not a key".to_owned();
+        return Some("the provider received a placeholder, not a key".to_owned());
     }
     if looks_like_name {
-        return "OpenAI received a variable's name instead of its value (an unexpanded $VAR, or a \
+        return Some("the provider received a variable's name instead of its value (an unexpanded $VAR, or a \
                 config that names the variable as the key)"
-            .to_owned();
+            .to_owned());
     }
     let azure_shaped = echo.len() == 32 && echo.chars().all(|c| c.is_ascii_hexdigit() || c == '*');
     if azure_shaped || sent_family == Some(KeyFamily::Azure) {
-        return "an Azure OpenAI key was sent to OpenAI: use kind = \"azure_openai\" with the resource's \
+        return Some("an Azure OpenAI key was sent to OpenAI: use kind = \"azure_openai\" with the resource's \
                 endpoint, or put the OpenAI key here"
-            .to_owned();
+            .to_owned());
     }
     if echo.starts_with("http") {
-        return "a URL was sent where the key belongs: the key variable holds an endpoint"
-            .to_owned();
+        return Some(
+            "a URL was sent where the key belongs: the key variable holds an endpoint".to_owned(),
+        );
     }
     if visible.starts_with("sk-or-") {
-        return "an OpenRouter key was sent to OpenAI: point base_url at https://openrouter.ai/api/v1".to_owned();
+        return Some(
+            "an OpenRouter key was sent to OpenAI: point base_url at https://openrouter.ai/api/v1"
+                .to_owned(),
+        );
     }
     if visible.starts_with("sk-ant") || sent_family == Some(KeyFamily::Anthropic) {
-        return "an Anthropic key was sent to OpenAI: use kind = \"anthropic\"".to_owned();
+        return Some("an Anthropic key was sent to OpenAI: use kind = \"anthropic\"".to_owned());
     }
-    "OpenAI refused the key: it is revoked, mistyped, or from another project; compare its \
-     fingerprint with the key in the OpenAI dashboard"
-        .to_owned()
+    None
 }
 
 #[cfg(test)]

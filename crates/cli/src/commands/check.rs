@@ -2,9 +2,16 @@
 
 use std::io::Write;
 
-use agentfleet_config::{
-    self as config, CheckReport, ConfigError, Diagnostic, ProcessEnv, ProviderCheck, Severity,
+use std::time::Duration;
+
+use agentfleet_client::{
+    BuildError, ClientOptions, ClientSpec, ErrorKind, ModelError, RetryPolicy,
 };
+use agentfleet_config::{
+    self as config, CheckReport, ConfigError, Diagnostic, ProcessEnv, ProviderCheck, ProviderKind,
+    Severity,
+};
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::CheckArgs;
@@ -22,15 +29,132 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<Exit> {
         }
     };
     let report = config::check(&config, &env);
+    let probes = if args.probe {
+        probe_all(&config, &report)?
+    } else {
+        Vec::new()
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
+        #[derive(Serialize)]
+        struct Provider<'a> {
+            #[serde(flatten)]
+            check: &'a ProviderCheck,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            probe: Option<&'a Probe>,
+        }
+        #[derive(Serialize)]
+        struct Report<'a> {
+            ok: bool,
+            config: &'a std::path::Path,
+            providers: Vec<Provider<'a>>,
+        }
+        let providers = report
+            .providers
+            .iter()
+            .enumerate()
+            .map(|(index, check)| Provider {
+                check,
+                probe: probes.get(index),
+            })
+            .collect();
+        let ok = report.ok && probes.iter().all(|probe| probe.ok);
+        serde_json::to_writer_pretty(
+            &mut out,
+            &Report {
+                ok,
+                config: &report.config,
+                providers,
+            },
+        )?;
         writeln!(out)?;
     } else {
-        write_table(&mut out, &report, location.named_by)?;
+        write_table(&mut out, &report, &probes, location.named_by)?;
     }
     out.flush()?;
-    Ok(if report.ok { Exit::Ok } else { Exit::Config })
+    let offline = if report.ok { Exit::Ok } else { Exit::Config };
+    Ok(probes
+        .iter()
+        .map(|probe| probe.exit)
+        .fold(offline, Exit::max))
+}
+
+/// The outcome of one provider's probe.
+#[derive(Debug, Serialize)]
+struct Probe {
+    ok: bool,
+    /// The error kind, or `skipped`; `null` when the probe passed.
+    kind: Option<String>,
+    status: Option<u16>,
+    hint: Option<String>,
+    #[serde(skip)]
+    error: Option<ModelError>,
+    #[serde(skip)]
+    exit: Exit,
+}
+
+impl Probe {
+    fn skipped(ok: bool, hint: &str) -> Self {
+        Self {
+            ok,
+            kind: Some("skipped".to_owned()),
+            status: None,
+            hint: Some(hint.to_owned()),
+            error: None,
+            exit: Exit::Ok,
+        }
+    }
+}
+
+/// Probes every usable provider at once, in a runtime of this command's own.
+fn probe_all(config: &config::Config, report: &CheckReport) -> anyhow::Result<Vec<Probe>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let options = ClientOptions {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(20),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            ..RetryPolicy::default()
+        },
+    };
+    runtime.block_on(async {
+        let probes = config.providers.iter().zip(&report.providers).map(|(provider, check)| {
+            let options = options.clone();
+            async move {
+                if !check.is_usable() {
+                    return Probe::skipped(false, "not probed: fix the problems found offline first");
+                }
+                let client = match ClientSpec::from_check(provider, check).and_then(|spec| agentfleet_client::build(spec, options)) {
+                    Ok(client) => client,
+                    Err(BuildError::NoUrl { .. }) if provider.kind == ProviderKind::Standin => {
+                        return Probe::skipped(true, "not probed: the in-process stand-in starts inside the command that uses it");
+                    }
+                    Err(error) => {
+                        return Probe { ok: false, kind: Some("build".to_owned()), status: None, hint: Some(error.to_string()), error: None, exit: Exit::Config };
+                    }
+                };
+                match client.probe().await {
+                    Ok(()) => Probe { ok: true, kind: None, status: None, hint: None, error: None, exit: Exit::Ok },
+                    Err(error) => Probe {
+                        ok: false,
+                        kind: Some(error.kind.to_string()),
+                        status: error.status,
+                        hint: error.hint.clone(),
+                        exit: match error.kind {
+                            ErrorKind::AuthMissing | ErrorKind::AuthRejected | ErrorKind::PermissionDenied => Exit::Rejected,
+                            ErrorKind::NotFound | ErrorKind::BadRequest => Exit::Config,
+                            _ => Exit::Unavailable,
+                        },
+                        error: Some(error),
+                    },
+                }
+            }
+        });
+        Ok(futures_util::future::join_all(probes).await)
+    })
 }
 
 fn print_config_error(error: &ConfigError, as_json: bool) -> anyhow::Result<()> {
@@ -63,7 +187,12 @@ fn print_config_error(error: &ConfigError, as_json: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn write_table(out: &mut impl Write, report: &CheckReport, named_by: &str) -> std::io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    report: &CheckReport,
+    probes: &[Probe],
+    named_by: &str,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "config: {} (from {named_by})\n",
@@ -76,7 +205,7 @@ fn write_table(out: &mut impl Write, report: &CheckReport, named_by: &str) -> st
         )?;
         return Ok(());
     }
-    let header = [
+    let mut header = vec![
         "PROVIDER",
         "KIND",
         "SOURCE",
@@ -85,16 +214,30 @@ fn write_table(out: &mut impl Write, report: &CheckReport, named_by: &str) -> st
         "PROBLEMS",
         "USED BY",
     ];
-    let rows: Vec<[String; 7]> = report.providers.iter().map(row).collect();
-    let mut widths = header.map(str::len);
+    if !probes.is_empty() {
+        header.insert(6, "PROBE");
+    }
+    let rows: Vec<Vec<String>> = report
+        .providers
+        .iter()
+        .enumerate()
+        .map(|(index, provider)| {
+            let mut cells = row(provider);
+            if let Some(probe) = probes.get(index) {
+                cells.insert(6, probe.kind.clone().unwrap_or_else(|| "ok".to_owned()));
+            }
+            cells
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 7]| {
+    let line = |cells: &[&str]| {
         let mut text = String::new();
-        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
             if index + 1 == cells.len() {
                 text.push_str(cell);
             } else {
@@ -103,17 +246,21 @@ fn write_table(out: &mut impl Write, report: &CheckReport, named_by: &str) -> st
         }
         text.trim_end().to_owned()
     };
-    writeln!(out, "{}", line(header))?;
+    writeln!(out, "{}", line(&header))?;
     for row in &rows {
-        writeln!(out, "{}", line(row.each_ref().map(String::as_str)))?;
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&cells))?;
     }
-    let mut any_problem = false;
-    for provider in &report.providers {
+    let mut first = true;
+    let mut separate = |out: &mut dyn Write| -> std::io::Result<()> {
+        if std::mem::take(&mut first) {
+            writeln!(out)?;
+        }
+        Ok(())
+    };
+    for (index, provider) in report.providers.iter().enumerate() {
         for problem in &provider.problems {
-            if !any_problem {
-                writeln!(out)?;
-                any_problem = true;
-            }
+            separate(out)?;
             writeln!(
                 out,
                 "{}[{}]: {}",
@@ -121,23 +268,41 @@ fn write_table(out: &mut impl Write, report: &CheckReport, named_by: &str) -> st
             )?;
             writeln!(out, "  fix: {}", problem.fix)?;
         }
+        if let Some(Probe {
+            error: Some(error), ..
+        }) = probes.get(index)
+        {
+            separate(out)?;
+            writeln!(out, "error[probe]: {error}")?;
+        }
     }
     let unusable = report.providers.iter().filter(|p| !p.is_usable()).count();
+    let failed_probes = probes.iter().filter(|p| !p.ok && p.error.is_some()).count();
     let total = report.providers.len();
     let noun = if total == 1 { "provider" } else { "providers" };
     writeln!(out)?;
-    if unusable == 0 {
+    if unusable > 0 {
+        writeln!(
+            out,
+            "not ok: {unusable} of {total} {noun} unusable; nothing may start work with them (exit 78)"
+        )?;
+    } else if failed_probes > 0 {
+        writeln!(
+            out,
+            "not ok: {failed_probes} of {total} {noun} failed the probe"
+        )?;
+    } else if probes.is_empty() {
         writeln!(out, "ok: {total} {noun}, every credential usable")?;
     } else {
         writeln!(
             out,
-            "not ok: {unusable} of {total} {noun} unusable; nothing may start work with them (exit 78)"
+            "ok: {total} {noun}, every credential usable and accepted"
         )?;
     }
     Ok(())
 }
 
-fn row(provider: &ProviderCheck) -> [String; 7] {
+fn row(provider: &ProviderCheck) -> Vec<String> {
     let fingerprint = match (&provider.fingerprint, &provider.shape) {
         (Some(fingerprint), Some(shape)) => format!("{} {fingerprint}", shape.label()),
         (Some(fingerprint), None) => fingerprint.to_string(),
@@ -163,7 +328,7 @@ fn row(provider: &ProviderCheck) -> [String; 7] {
     } else {
         provider.used_by.join(", ")
     };
-    [
+    vec![
         provider.name.clone(),
         provider.kind.to_string(),
         provider.source.clone(),

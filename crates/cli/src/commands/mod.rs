@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod check;
+mod standin;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -9,5 +10,6 @@ use crate::exit::Exit;
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Standin(args) => standin::run(&args),
     }
 }

@@ -10,6 +10,9 @@ mod util;
 /// `agentfleet check`: every rule, both output formats, config discovery, exit codes.
 mod check;
 
+/// `agentfleet standin` as a process, and `check --probe` against it.
+mod probe;
+
 /// A canary secret, planted everywhere a key can be, must appear in no output.
 mod canary;
 
