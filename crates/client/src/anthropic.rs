@@ -72,6 +72,7 @@ impl AnthropicClient {
                     ..p
                 })
         };
+        self.auth.refresh(&self.name).await?;
         let (response, sent) = self.transport.send(&prepare, explain).await?;
         let (bytes, request_id) = read_body(response, &sent).await?;
         let wire: WireResponse =
@@ -83,6 +84,7 @@ impl AnthropicClient {
         let body = serde_json::to_vec(&WireRequest::from_request(&self.model, request, true))
             .unwrap_or_default();
         let prepare = || self.prepare(reqwest::Method::POST, "/v1/messages", &body);
+        self.auth.refresh(&self.name).await?;
         let (response, sent) = self.transport.send(&prepare, explain).await?;
         let request_id = crate::transport::request_id(response.headers());
         let parser = EventParser {
@@ -105,6 +107,7 @@ impl AnthropicClient {
                     ..p
                 })
         };
+        self.auth.refresh(&self.name).await?;
         self.transport.send(&prepare, explain).await.map(|_| ())
     }
 }

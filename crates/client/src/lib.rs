@@ -29,7 +29,7 @@ pub mod types;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use agentfleet_config::{LiveCredential, Provider, ProviderCheck, ProviderKind};
+use agentfleet_config::{LiveCredential, Provider, ProviderCheck, ProviderKind, TokenSource};
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -88,6 +88,8 @@ pub struct ClientSpec {
     pub project: Option<String>,
     /// The key, if the provider takes one.
     pub credential: Option<Arc<LiveCredential>>,
+    /// An Entra token source (Azure), sent as a bearer token instead of a key.
+    pub token: Option<Arc<TokenSource>>,
 }
 
 impl ClientSpec {
@@ -111,10 +113,14 @@ impl ClientSpec {
             api_version: provider.api_version.clone(),
             organization: check.organization.clone(),
             project: check.project.clone(),
-            credential: check
-                .key
-                .clone()
-                .map(|key| Arc::new(LiveCredential::new(key))),
+            credential: match check.token {
+                Some(_) => None,
+                None => check
+                    .key
+                    .clone()
+                    .map(|key| Arc::new(LiveCredential::new(key))),
+            },
+            token: check.token.clone(),
         })
     }
 }
@@ -162,7 +168,14 @@ pub fn build(spec: ClientSpec, options: ClientOptions) -> Result<Arc<dyn ModelCl
         organization,
         project,
         credential,
+        token,
     } = spec;
+    let key = |header| transport::Auth {
+        credential: credential
+            .clone()
+            .map_or(transport::Credential::None, transport::Credential::Key),
+        header,
+    };
     let root = |default: &str| {
         url.clone()
             .unwrap_or_else(|| default.to_owned())
@@ -213,10 +226,7 @@ pub fn build(spec: ClientSpec, options: ClientOptions) -> Result<Arc<dyn ModelCl
                 model,
                 chat_url: format!("{base}/chat/completions"),
                 probe: openai::Probe::List(format!("{base}/models")),
-                auth: transport::Auth {
-                    credential,
-                    header: transport::KeyHeader::Bearer,
-                },
+                auth: key(transport::KeyHeader::Bearer),
                 headers,
                 token_limit: if kind == ProviderKind::OpenAi {
                     openai::TokenLimit::MaxCompletionTokens
@@ -242,9 +252,12 @@ pub fn build(spec: ClientSpec, options: ClientOptions) -> Result<Arc<dyn ModelCl
                 model,
                 chat_url: urls.chat,
                 probe: urls.probe,
-                auth: transport::Auth {
-                    credential,
-                    header: transport::KeyHeader::ApiKey,
+                auth: match token {
+                    Some(token) => transport::Auth {
+                        credential: transport::Credential::Token(token),
+                        header: transport::KeyHeader::Bearer,
+                    },
+                    None => key(transport::KeyHeader::ApiKey),
                 },
                 headers: Vec::new(),
                 token_limit: openai::TokenLimit::MaxTokens,
@@ -259,10 +272,7 @@ pub fn build(spec: ClientSpec, options: ClientOptions) -> Result<Arc<dyn ModelCl
                 transport,
                 model,
                 base_url: base,
-                auth: transport::Auth {
-                    credential,
-                    header: transport::KeyHeader::XApiKey,
-                },
+                auth: key(transport::KeyHeader::XApiKey),
                 name,
             })
         }

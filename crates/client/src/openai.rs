@@ -89,6 +89,7 @@ impl OpenAiClient {
                     ..p
                 })
         };
+        self.auth.refresh(&self.name).await?;
         let (response, sent) = self.transport.send(&prepare, self.explain).await?;
         let (bytes, request_id) = read_body(response, &sent).await?;
         let wire: WireResponse =
@@ -99,6 +100,7 @@ impl OpenAiClient {
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ModelError> {
         let body = self.body(request, true);
         let prepare = || self.prepare(&body, &self.chat_url, reqwest::Method::POST);
+        self.auth.refresh(&self.name).await?;
         let (response, sent) = self.transport.send(&prepare, self.explain).await?;
         let request_id = crate::transport::request_id(response.headers());
         let parser = ChunkParser {
@@ -122,6 +124,7 @@ impl OpenAiClient {
                             ..p
                         })
                 };
+                self.auth.refresh(&self.name).await?;
                 self.transport
                     .send(&prepare, self.explain)
                     .await

@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use agentfleet_config::{KeyShape, LiveCredential};
+use std::sync::Arc;
+
+use agentfleet_config::{KeyShape, LiveCredential, TokenSource};
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -51,31 +53,76 @@ pub(crate) enum KeyHeader {
     XApiKey,
 }
 
+/// What a client authenticates with.
+#[derive(Clone, Debug)]
+pub(crate) enum Credential {
+    /// Nothing (a keyless OpenAI-compatible server).
+    None,
+    /// A key, swappable by rotation.
+    Key(Arc<LiveCredential>),
+    /// An expiring bearer token, read again before it expires.
+    Token(Arc<TokenSource>),
+}
+
 /// The credential of one client and how it travels.
 #[derive(Clone, Debug)]
 pub(crate) struct Auth {
-    pub credential: Option<std::sync::Arc<LiveCredential>>,
+    pub credential: Credential,
     pub header: KeyHeader,
 }
 
 impl Auth {
+    /// Makes sure a token is fresh before a request: reading its source may run a command, so
+    /// it happens on a blocking thread. Keys need nothing.
+    pub async fn refresh(&self, provider: &str) -> Result<(), ModelError> {
+        let Credential::Token(source) = &self.credential else {
+            return Ok(());
+        };
+        let source = source.clone();
+        let refreshed = tokio::task::spawn_blocking(move || source.refresh_if_stale()).await;
+        let sent = Sent {
+            provider: provider.to_owned(),
+            fingerprint: None,
+            shape: None,
+        };
+        match refreshed {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(failure)) => Err(ModelError::local(
+                ErrorKind::AuthMissing,
+                &sent,
+                format!("entra_token: {}", failure.what),
+            )
+            .with_hint(Some(failure.fix))),
+            Err(_) => Err(ModelError::local(
+                ErrorKind::AuthMissing,
+                &sent,
+                "reading the token failed",
+            )),
+        }
+    }
+
     /// The header carrying the current key, marked sensitive so that no debug output shows it,
     /// and what was sent, for errors.
     pub fn header(
         &self,
         provider: &str,
     ) -> Result<(Option<(HeaderName, HeaderValue)>, Sent), ModelError> {
-        let Some(credential) = &self.credential else {
-            return Ok((
-                None,
-                Sent {
-                    provider: provider.to_owned(),
-                    fingerprint: None,
-                    shape: None,
-                },
-            ));
+        let nothing = || Sent {
+            provider: provider.to_owned(),
+            fingerprint: None,
+            shape: None,
         };
-        let current = credential.current();
+        let current = match &self.credential {
+            Credential::None => return Ok((None, nothing())),
+            Credential::Key(credential) => credential.current(),
+            Credential::Token(source) => source.current().ok_or_else(|| {
+                ModelError::local(
+                    ErrorKind::AuthMissing,
+                    &nothing(),
+                    "no token has been read yet",
+                )
+            })?,
+        };
         let key = current.secret.expose().trim();
         let sent = Sent {
             provider: provider.to_owned(),

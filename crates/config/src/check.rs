@@ -11,11 +11,12 @@ use serde::Serialize;
 
 use crate::env::Environment;
 use crate::fingerprint::{Fingerprint, KeyShape};
-use crate::model::{Config, KeySetting, Provider, ProviderKind, Setting, Users};
+use crate::model::{Config, CredentialSource, KeySetting, Provider, ProviderKind, Setting, Users};
 use crate::problem::{Problem, ProblemCode, Severity};
 use crate::resolve::{self, Origin};
 use crate::rules::{self, AzurePath, Finding, HttpUrl};
 use crate::secret::Secret;
+use crate::token::{self, TokenSource};
 
 /// The outcome of checking every provider of a config.
 #[derive(Debug, Serialize)]
@@ -67,6 +68,9 @@ pub struct ProviderCheck {
     /// `project`, resolved, for the client to send. Never serialized.
     #[serde(skip)]
     pub project: Option<String>,
+    /// For `entra_token`: the token source, holding the token read now. Never serialized.
+    #[serde(skip)]
+    pub token: Option<Arc<TokenSource>>,
 }
 
 impl ProviderCheck {
@@ -164,7 +168,22 @@ pub fn check_provider(
         url: url.as_ref().map(|(text, _)| text.clone()),
         organization,
         project,
+        token: None,
     };
+    if let Some(source) = &provider.entra_token {
+        check_token(
+            config,
+            provider,
+            source,
+            env,
+            &context,
+            &mut check,
+            &mut problems,
+        );
+        problems.sort_by_key(|problem| std::cmp::Reverse(problem.severity));
+        check.problems = problems;
+        return check;
+    }
     match &provider.api_key {
         None => {
             check.source = if provider.kind == ProviderKind::Standin {
@@ -266,6 +285,101 @@ pub fn check_provider(
     problems.sort_by_key(|problem| std::cmp::Reverse(problem.severity));
     check.problems = problems;
     check
+}
+
+/// Resolves and judges an Entra token: its characters, that it is a JWT, and its expiry.
+fn check_token(
+    config: &Config,
+    provider: &Provider,
+    source: &CredentialSource,
+    env: &dyn Environment,
+    context: &Context<'_>,
+    check: &mut ProviderCheck,
+    problems: &mut Vec<Problem>,
+) {
+    let read = match resolve::read(source, &config.base_dir, env) {
+        Ok(read) => read,
+        Err(failure) => {
+            check.source = failure.origin.label();
+            problems.push(context.problem(Finding {
+                code: failure.code,
+                severity: Severity::Error,
+                what: format!("entra_token: {}", failure.what),
+                fix: failure.fix,
+            }));
+            return;
+        }
+    };
+    check.source = read.origin.label();
+    let value = read.value.expose();
+    let trimmed = value.trim();
+    check.present = !trimmed.is_empty();
+    check.fingerprint = check.present.then(|| Fingerprint::of(trimmed));
+    let shape = KeyShape::of(trimmed);
+    check.shape = check.present.then_some(shape);
+    let described = read.origin.describe();
+    let mut findings = inspect_key(
+        value,
+        &read.origin,
+        source.name(),
+        provider.kind,
+        None,
+        false,
+    );
+    let refreshed = matches!(source, CredentialSource::Command { .. });
+    if findings.iter().all(|f| f.severity < Severity::Error) {
+        match token::jwt_expiry(trimmed) {
+            None if shape != KeyShape::Jwt => findings.push(Finding {
+                code: ProblemCode::ProviderMismatch,
+                severity: Severity::Error,
+                what: format!("{described} is not a Microsoft Entra access token (a JWT: three dot-separated parts starting eyJ)"),
+                fix: "put the resource's key in api_key instead, or point entra_token at the token (az account get-access-token --resource https://cognitiveservices.azure.com)".to_owned(),
+            }),
+            None => {}
+            Some(expires) => {
+                let now = std::time::SystemTime::now();
+                if expires <= now {
+                    let ago = now.duration_since(expires).unwrap_or_default().as_secs() / 60;
+                    findings.push(Finding {
+                        code: ProblemCode::ExpiredToken,
+                        severity: Severity::Error,
+                        what: format!("the token from {described} expired {ago} min ago"),
+                        fix: if refreshed {
+                            "the command printed an expired token: refresh its login (az login, or the workload identity)".to_owned()
+                        } else {
+                            "Entra tokens last about an hour: use entra_token = { command = [\"az\", \"account\", \"get-access-token\", \"--resource\", \"https://cognitiveservices.azure.com\", \"--query\", \"accessToken\", \"-o\", \"tsv\"] }, which is re-run before expiry, or keep the file refreshed".to_owned()
+                        },
+                    });
+                } else if !refreshed && expires <= now + token::REFRESH_AHEAD {
+                    findings.push(Finding {
+                        code: ProblemCode::ExpiredToken,
+                        severity: Severity::Warning,
+                        what: format!("the token from {described} expires within {} min", token::REFRESH_AHEAD.as_secs() / 60),
+                        fix: "make sure whatever writes it refreshes it, or use a command source".to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    if read.trimmed_newline && read.origin.is_file() && !refreshed {
+        findings.push(Finding {
+            code: ProblemCode::TrailingNewline,
+            severity: Severity::Note,
+            what: format!("a trailing newline was trimmed from {described}"),
+            fix: "nothing to do".to_owned(),
+        });
+    }
+    let usable = findings.iter().all(|f| f.severity < Severity::Error);
+    problems.extend(findings.into_iter().map(|finding| context.problem(finding)));
+    if usable {
+        let secret = Arc::new(read.value);
+        check.key = Some(secret.clone());
+        check.token = Some(Arc::new(TokenSource::new(
+            source.clone(),
+            config.base_dir.clone(),
+            Some((secret, read.origin)),
+        )));
+    }
 }
 
 /// The rules a key's value must pass: no whitespace, ASCII only, not a placeholder, and shaped
@@ -655,6 +769,70 @@ api_key = { env = "AZURE_OPENAI_API_KEY" }
         assert_eq!(
             report.provider("b").unwrap().key.as_ref().unwrap().expose(),
             canary
+        );
+    }
+
+    #[test]
+    fn entra_tokens_are_checked_for_shape_and_expiry() {
+        use crate::token::tests::token;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fresh"), token(now + 3600, "fresh") + "\n").unwrap();
+        std::fs::write(dir.path().join("expired"), token(now - 600, "old")).unwrap();
+        std::fs::write(dir.path().join("plain"), AZURE_KEY).unwrap();
+        let provider = |name: &str, source: &str| {
+            format!(
+                "[providers.{name}]\nkind = \"azure_openai\"\nendpoint = \"https://r.openai.azure.com/openai/v1\"\nmodel = \"m\"\nentra_token = {source}\n"
+            )
+        };
+        let text = [
+            provider("fresh", r#"{ file = "fresh" }"#),
+            provider("expired", r#"{ file = "expired" }"#),
+            provider("plain", r#"{ file = "plain" }"#),
+            provider(
+                "command",
+                &format!(
+                    r#"{{ command = ["sh", "-c", "echo {}"] }}"#,
+                    token(now + 3600, "cmd")
+                ),
+            ),
+            provider("broken", r#"{ command = ["sh", "-c", "exit 1"] }"#),
+        ]
+        .concat();
+        let config = parse(&dir.path().join("agentfleet.toml"), &text).unwrap();
+        let report = check(&config, &FixedEnv::new());
+        let fresh = report.provider("fresh").unwrap();
+        assert_eq!(codes(fresh), ["trailing-newline"], "{:?}", fresh.problems);
+        assert_eq!(
+            (fresh.source.as_str(), fresh.shape),
+            ("file:fresh", Some(KeyShape::Jwt))
+        );
+        assert!(fresh.token.is_some());
+        let expired = report.provider("expired").unwrap();
+        assert_eq!(codes(expired), ["expired-token"]);
+        assert!(
+            expired.problems[0].message.contains("expired 10 min ago"),
+            "{:?}",
+            expired.problems
+        );
+        assert!(expired.problems[0].fix.contains("get-access-token"));
+        assert!(expired.token.is_none());
+        assert_eq!(
+            codes(report.provider("plain").unwrap()),
+            ["provider-mismatch"]
+        );
+        let command = report.provider("command").unwrap();
+        assert!(command.is_usable(), "{:?}", command.problems);
+        assert_eq!(command.source, "command:sh");
+        let broken = report.provider("broken").unwrap();
+        assert_eq!(codes(broken), ["unreadable"]);
+        assert!(
+            broken.problems[0]
+                .message
+                .starts_with("entra_token: command sh failed")
         );
     }
 

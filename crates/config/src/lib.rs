@@ -23,6 +23,7 @@ pub mod problem;
 pub mod resolve;
 pub mod rules;
 pub mod secret;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,7 @@ pub use model::{
 };
 pub use problem::{Problem, ProblemCode, Severity};
 pub use secret::Secret;
+pub use token::TokenSource;
 
 /// The variable that names the config file when `--config` is not given.
 pub const CONFIG_VARIABLE: &str = "AGENTFLEET_CONFIG";

@@ -214,6 +214,12 @@ pub enum CredentialSource {
         /// The entry's name.
         key: String,
     },
+    /// `{ command = ["PROGRAM", "ARG", ...] }`: what the command prints, re-run before the token
+    /// it printed expires. Only for `entra_token`.
+    Command {
+        /// The program and its arguments.
+        argv: Vec<String>,
+    },
 }
 
 impl CredentialSource {
@@ -223,6 +229,10 @@ impl CredentialSource {
             CredentialSource::Env { variable } => format!("env:{variable}"),
             CredentialSource::File { path } => format!("file:{}", path.display()),
             CredentialSource::Dotenv { path, key } => format!("dotenv:{}#{key}", path.display()),
+            // The program only: arguments may hold anything.
+            CredentialSource::Command { argv } => {
+                format!("command:{}", argv.first().map_or("", String::as_str))
+            }
         }
     }
 
@@ -230,7 +240,7 @@ impl CredentialSource {
     pub fn name(&self) -> Option<&str> {
         match self {
             CredentialSource::Env { variable } => Some(variable),
-            CredentialSource::File { .. } => None,
+            CredentialSource::File { .. } | CredentialSource::Command { .. } => None,
             CredentialSource::Dotenv { key, .. } => Some(key),
         }
     }
@@ -284,6 +294,8 @@ pub struct Provider {
     pub deployment: Option<String>,
     /// `api_version` (Azure, classic path).
     pub api_version: Option<String>,
+    /// `entra_token` (Azure): a Microsoft Entra access token, sent as a bearer token.
+    pub entra_token: Option<CredentialSource>,
 }
 
 /// `[agents.NAME]`.

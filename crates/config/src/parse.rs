@@ -28,7 +28,7 @@ type Key<'t> = Spanned<DeString<'t>>;
 const TOP_LEVEL_KEYS: &[&str] = &["providers", "agents", "teams", "tools", "queue", "fleet"];
 const PROVIDER_COMMON_KEYS: &[&str] = &["kind", "model", "base_url", "api_key"];
 const OPENAI_KEYS: &[&str] = &["organization", "project"];
-const AZURE_KEYS: &[&str] = &["endpoint", "deployment", "api_version"];
+const AZURE_KEYS: &[&str] = &["endpoint", "deployment", "api_version", "entra_token"];
 const AGENT_KEYS: &[&str] = &[
     "provider",
     "system_message",
@@ -63,7 +63,7 @@ const FLEET_KEYS: &[&str] = &[
     "shutdown_grace",
     "env",
 ];
-const SOURCE_KEYS: &[&str] = &["env", "file", "dotenv", "key"];
+const SOURCE_KEYS: &[&str] = &["env", "file", "dotenv", "key", "command"];
 const TEAM_MODES: &[&str] = &["round_robin", "selector"];
 
 /// Parses and validates the text of a config file. `path` is used for locations and for
@@ -401,6 +401,10 @@ impl<'t> Reader<'t> {
         let endpoint = self.setting(fields, "endpoint", true);
         let deployment = self.string(fields, "deployment");
         let api_version = self.string(fields, "api_version");
+        let entra_token = fields.get("entra_token").and_then(|value| {
+            let context = format!("{context} entra_token");
+            self.source_of(value, &context, "entra_token", true)
+        });
         let kind = kind?;
 
         let needs_model = matches!(
@@ -430,10 +434,22 @@ impl<'t> Reader<'t> {
                 ),
             );
         }
+        if kind == ProviderKind::AzureOpenAi
+            && fields.get("api_key").is_some()
+            && fields.get("entra_token").is_some()
+        {
+            self.error(
+                &fields.span,
+                format!(
+                    "{context} sets both api_key and entra_token; Azure takes one: keep api_key \
+                     for a resource key, or entra_token for Microsoft Entra ID"
+                ),
+            );
+        }
         let needs_key = matches!(
             kind,
             ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::Anthropic
-        );
+        ) && fields.get("entra_token").is_none();
         if needs_key && fields.get("api_key").is_none() {
             self.missing(
                 &fields.span,
@@ -454,6 +470,7 @@ impl<'t> Reader<'t> {
             endpoint,
             deployment,
             api_version,
+            entra_token,
         })
     }
 
@@ -1033,14 +1050,56 @@ impl<'t> Reader<'t> {
         }
     }
 
-    /// `{ env = "NAME" }`, `{ file = "PATH" }` or `{ dotenv = "PATH", key = "NAME" }`.
+    /// `{ env = "NAME" }`, `{ file = "PATH" }` or `{ dotenv = "PATH", key = "NAME" }`; and
+    /// `{ command = [...] }` where `allow_command` (token sources, re-run before expiry).
     fn source(&mut self, value: &Value<'t>, context: &str, key: &str) -> Option<CredentialSource> {
+        self.source_of(value, context, key, false)
+    }
+
+    fn source_of(
+        &mut self,
+        value: &Value<'t>,
+        context: &str,
+        key: &str,
+        allow_command: bool,
+    ) -> Option<CredentialSource> {
         let fields = self.table(value, context)?;
         self.unknown_keys(&fields, SOURCE_KEYS, &[]);
         let env = self.string(&fields, "env");
         let file = self.string(&fields, "file");
         let dotenv = self.string(&fields, "dotenv");
         let entry = self.string(&fields, "key");
+        if let Some(command) = fields.get("command") {
+            if !allow_command {
+                self.error(
+                    &command.span(),
+                    format!(
+                        "{context}: command sources are for entra_token only; read a key from \
+                         env, file or dotenv"
+                    ),
+                );
+                return None;
+            }
+            let others = ["env", "file", "dotenv", "key"]
+                .iter()
+                .any(|k| fields.get(k).is_some());
+            let argv = self.string_array(command, context, "command")?;
+            if others {
+                self.error(
+                    &fields.span,
+                    format!("{context} needs exactly one of env, file or command"),
+                );
+                return None;
+            }
+            if argv.first().is_none_or(|program| program.is_empty()) {
+                self.error(
+                    &command.span(),
+                    format!("{context} command is empty; name a program"),
+                );
+                return None;
+            }
+            return Some(CredentialSource::Command { argv });
+        }
         let given = ["env", "file", "dotenv"]
             .iter()
             .filter(|k| fields.get(k).is_some())
@@ -1489,6 +1548,41 @@ concurrency = 16
                 .any(|f| f.contains("unknown key 'envv'") && f.contains("did you mean 'env'?")),
             "{found:#?}"
         );
+    }
+
+    #[test]
+    fn entra_tokens_are_azure_only_and_exclusive_with_keys() {
+        let found = problems(
+            "[providers.a]\nkind = \"azure_openai\"\nendpoint = \"https://r.openai.azure.com\"\n\
+             api_key = { env = \"K\" }\nentra_token = { file = \"/t\" }\n\
+             [providers.b]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { command = [\"op\", \"read\"] }\n\
+             [providers.c]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { env = \"K\" }\nentra_token = { file = \"/t\" }\n",
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("sets both api_key and entra_token")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("command sources are for entra_token only")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("entra_token applies to azure_openai providers only")),
+            "{found:#?}"
+        );
+        let config = parsed(
+            "[providers.a]\nkind = \"azure_openai\"\nendpoint = \"https://r.openai.azure.com/openai/v1\"\nmodel = \"m\"\n\
+             entra_token = { command = [\"az\", \"account\", \"get-access-token\"] }\n",
+        );
+        let provider = config.provider("a").unwrap();
+        assert!(provider.api_key.is_none());
+        assert_eq!(provider.entra_token.as_ref().unwrap().label(), "command:az");
     }
 
     #[test]

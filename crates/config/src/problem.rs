@@ -37,6 +37,8 @@ pub enum ProblemCode {
     InvalidUrl,
     /// The key would travel in clear text to a host off this machine.
     InsecureEndpoint,
+    /// A bearer token has expired, or will before it could be used.
+    ExpiredToken,
 }
 
 impl ProblemCode {
@@ -56,6 +58,7 @@ impl ProblemCode {
             ProblemCode::AmbiguousSource => "ambiguous-source",
             ProblemCode::InvalidUrl => "invalid-url",
             ProblemCode::InsecureEndpoint => "insecure-endpoint",
+            ProblemCode::ExpiredToken => "expired-token",
         }
     }
 }

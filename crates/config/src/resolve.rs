@@ -8,6 +8,8 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use zeroize::Zeroize;
 
@@ -47,6 +49,11 @@ pub enum Origin {
         /// The entry.
         key: String,
     },
+    /// A `{ command = [...] }` source.
+    Command {
+        /// The program that was run.
+        program: String,
+    },
 }
 
 impl Origin {
@@ -58,6 +65,7 @@ impl Origin {
             Origin::EnvFile { variable, path } => format!("env-file:{variable}={}", path.display()),
             Origin::File { path } => format!("file:{}", path.display()),
             Origin::Dotenv { path, key } => format!("dotenv:{}#{key}", path.display()),
+            Origin::Command { program } => format!("command:{program}"),
         }
     }
 
@@ -68,6 +76,7 @@ impl Origin {
             Origin::EnvFile { variable, path } => format!("{variable} (file {})", path.display()),
             Origin::File { path } => format!("file {}", path.display()),
             Origin::Dotenv { path, key } => format!("entry {key} in {}", path.display()),
+            Origin::Command { program } => format!("the output of {program}"),
         }
     }
 
@@ -114,7 +123,114 @@ pub fn read(
             read_file(&base_dir.join(path), origin)
         }
         CredentialSource::Dotenv { path, key } => read_dotenv(&base_dir.join(path), path, key),
+        CredentialSource::Command { argv } => read_command(argv, base_dir),
     }
+}
+
+/// How long a token command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a token command in `base_dir` with this process's environment and reads its standard
+/// output. Its standard error is not shown: a helper may print anything there.
+fn read_command(argv: &[String], base_dir: &Path) -> Result<Read, Failure> {
+    let program = argv.first().cloned().unwrap_or_default();
+    let origin = Origin::Command {
+        program: program.clone(),
+    };
+    let fail = |code, what: String, fix: &str| Failure {
+        code,
+        origin: origin.clone(),
+        what,
+        fix: fix.to_owned(),
+    };
+    let mut child = match Command::new(&program)
+        .args(&argv[1..])
+        .current_dir(base_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            return Err(fail(
+                ProblemCode::Missing,
+                format!("command {program} is not installed or not on PATH"),
+                "install it in the image, or give its full path",
+            ));
+        }
+        Err(error) => {
+            return Err(fail(
+                ProblemCode::Unreadable,
+                format!("command {program} cannot be started ({})", error.kind()),
+                "check that it is executable by this process's user",
+            ));
+        }
+    };
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        if let Some(stdout) = stdout {
+            let _ = stdout.take(MAX_SECRET_FILE_BYTES).read_to_end(&mut bytes);
+        }
+        bytes
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < COMMAND_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(
+                    ProblemCode::Unreadable,
+                    format!(
+                        "command {program} did not finish within {} s",
+                        COMMAND_TIMEOUT.as_secs()
+                    ),
+                    "run it by hand to see why it hangs (a login prompt, a network wait)",
+                ));
+            }
+        }
+    };
+    let bytes = reader.join().unwrap_or_default();
+    if !status.success() {
+        let mut bytes = bytes;
+        bytes.zeroize();
+        return Err(fail(
+            ProblemCode::Unreadable,
+            format!("command {program} failed ({status})"),
+            "run it by hand to see why (often an expired login: az login, or a missing identity)",
+        ));
+    }
+    let mut value = match String::from_utf8(bytes) {
+        Ok(value) => value,
+        Err(error) => {
+            error.into_bytes().zeroize();
+            return Err(fail(
+                ProblemCode::Unreadable,
+                format!("command {program} printed something that is not UTF-8 text"),
+                "make it print the token alone",
+            ));
+        }
+    };
+    let trimmed_newline = trim_trailing_newlines(&mut value);
+    if value.is_empty() {
+        return Err(fail(
+            ProblemCode::Empty,
+            format!("command {program} printed nothing"),
+            "make it print the token alone",
+        ));
+    }
+    Ok(Read {
+        value: Secret::new(value),
+        origin,
+        trimmed_newline,
+    })
 }
 
 fn read_env(variable: &str, env: &dyn Environment) -> Result<Read, Failure> {

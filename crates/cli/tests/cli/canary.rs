@@ -189,6 +189,14 @@ fn scenarios() -> Vec<Scenario> {
         .env("OPENAI_API_KEY", AZURE_CANARY)
         .env("OPENAI_ORG_ID", CANARY),
         scenario(
+            "a key in an entra token file",
+            "[providers.p]\nkind = \"azure_openai\"\nendpoint = \"https://r.openai.azure.com/openai/v1\"\nmodel = \"m\"\nentra_token = { file = \"token\" }\n",
+        )
+        .file("token", CANARY),
+        scenario("a key printed by a token command", format!(
+            "[providers.p]\nkind = \"azure_openai\"\nendpoint = \"https://r.openai.azure.com/openai/v1\"\nmodel = \"m\"\nentra_token = {{ command = [\"sh\", \"-c\", \"echo {CANARY}; echo {AZURE_CANARY} >&2; exit 1\"] }}\n"
+        )),
+        scenario(
             "a password in the queue URL",
             format!("[queue]\nurl = \"postgres://agentfleet:{CANARY}@db:5432/agentfleet\"\n"),
         ),

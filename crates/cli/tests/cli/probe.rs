@@ -231,6 +231,7 @@ fn the_standin_serves_scripted_replies_with_latency_and_stats() {
                 credential: Some(std::sync::Arc::new(agentfleet_config::LiveCredential::new(
                     std::sync::Arc::new(agentfleet_config::Secret::new(KEY.to_owned())),
                 ))),
+                token: None,
             },
             agentfleet_client::ClientOptions::default(),
         )

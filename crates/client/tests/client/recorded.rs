@@ -309,3 +309,42 @@ async fn a_rotated_key_is_used_by_the_next_request_without_a_new_client() {
         Some("Bearer sk-proj-RotatedKey9876543210")
     );
 }
+
+#[tokio::test]
+async fn azure_entra_tokens_go_as_bearer_and_are_reread_when_the_file_changes() {
+    let recorder = Recorder::start(vec![Canned::json(200, &fixture("azure_chat.json"))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "eyJhbGciOiJub25lIn0.eyJ0YWciOiJmaXJzdCJ9.c2ln").unwrap();
+    let source = std::sync::Arc::new(agentfleet_config::TokenSource::new(
+        agentfleet_config::CredentialSource::File {
+            path: "token".into(),
+        },
+        dir.path().to_owned(),
+        None,
+    ));
+    let mut spec = spec(
+        ProviderKind::AzureOpenAi,
+        Some(&format!("{}/openai/v1", recorder.url)),
+        None,
+    );
+    spec.token = Some(source);
+    let client = build(spec);
+    client.chat(&request()).await.unwrap();
+    std::fs::write(
+        &path,
+        "eyJhbGciOiJub25lIn0.eyJ0YWciOiJzZWNvbmQtbG9uZ2VyIn0.c2ln",
+    )
+    .unwrap();
+    client.chat(&request()).await.unwrap();
+    let requests = recorder.requests();
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer eyJhbGciOiJub25lIn0.eyJ0YWciOiJmaXJzdCJ9.c2ln")
+    );
+    assert_eq!(requests[0].header("api-key"), None, "a token is not a key");
+    assert_eq!(
+        requests[1].header("authorization"),
+        Some("Bearer eyJhbGciOiJub25lIn0.eyJ0YWciOiJzZWNvbmQtbG9uZ2VyIn0.c2ln")
+    );
+}

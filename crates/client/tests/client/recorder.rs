@@ -200,6 +200,7 @@ pub fn spec(
                 agentfleet_config::Secret::new(key.to_owned()),
             )))
         }),
+        token: None,
     }
 }
 

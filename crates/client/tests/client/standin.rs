@@ -488,3 +488,43 @@ async fn auth_failures_have_each_provider_exact_body() {
             .all(|k| k == "none" || k.starts_with("sha256:"))
     );
 }
+
+#[tokio::test]
+async fn azure_accepts_a_bearer_token_and_refuses_a_stale_one_in_its_own_shape() {
+    let token = "eyJhbGciOiJub25lIn0.eyJ0YWciOiJzdGFuZGluIn0.c2ln";
+    let config = StandinConfig {
+        keys: vec![token.to_owned()],
+        ..StandinConfig::default()
+    };
+    let server = Standin::start("127.0.0.1:0", config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), token).unwrap();
+    let source = Arc::new(agentfleet_config::TokenSource::new(
+        agentfleet_config::CredentialSource::File {
+            path: "token".into(),
+        },
+        dir.path().to_owned(),
+        None,
+    ));
+    let mut with_token = spec(
+        ProviderKind::AzureOpenAi,
+        Some(&format!("{}/openai/v1", server.url())),
+        None,
+    );
+    with_token.token = Some(source);
+    let client = build(with_token);
+    client.chat(&ask("hi")).await.unwrap();
+    std::fs::write(
+        dir.path().join("token"),
+        "eyJhbGciOiJub25lIn0.eyJ0YWciOiJzdGFsZSJ9.c2ln",
+    )
+    .unwrap();
+    let error = client.chat(&ask("hi")).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::AuthRejected);
+    assert!(
+        error
+            .hint
+            .unwrap()
+            .contains("expired or has the wrong audience")
+    );
+}
