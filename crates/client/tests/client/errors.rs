@@ -313,3 +313,12 @@ async fn a_key_that_cannot_be_a_header_fails_locally_without_leaking() {
     assert!(recorder.requests().is_empty(), "nothing was sent");
     assert!(!error.to_string().contains("bad"));
 }
+
+#[tokio::test]
+async fn a_refused_request_is_bad_request_and_not_retried() {
+    let body = r#"{"error":{"message":"Invalid value for 'temperature': expected a number between 0 and 2.","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}"#;
+    let (error, recorder) = fail(ProviderKind::OpenAi, KEY, vec![Canned::json(400, body)]).await;
+    assert_eq!(error.kind, ErrorKind::BadRequest);
+    assert_eq!(error.code.as_deref(), Some("invalid_value"));
+    assert_eq!(recorder.requests().len(), 1);
+}
