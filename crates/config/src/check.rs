@@ -37,7 +37,7 @@ impl CheckReport {
 }
 
 /// The outcome of checking one provider.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ProviderCheck {
     /// The provider's name.
     pub name: String,

@@ -59,6 +59,16 @@ impl Environment for FixedEnv {
     }
 }
 
+/// The environment of a child process built from an allow-list: each listed variable that is
+/// set here, and nothing else. This is how tools and workers start without inheriting provider
+/// credentials by accident.
+pub fn allowed(env: &dyn Environment, names: &[String]) -> Vec<(String, OsString)> {
+    names
+        .iter()
+        .filter_map(|name| env.get(name).map(|value| (name.clone(), value)))
+        .collect()
+}
+
 /// Whether `name` can be an environment variable's name: non-empty, no `=`, no NUL.
 pub fn is_valid_variable_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('=') && !name.contains('\0')
@@ -74,6 +84,15 @@ mod tests {
         assert_eq!(env.get("A"), Some(OsString::from("secret-value")));
         assert_eq!(env.get("B"), None);
         assert!(!format!("{env:?}").contains("secret-value"));
+    }
+
+    #[test]
+    fn a_child_environment_holds_the_allowed_variables_only() {
+        let env = FixedEnv::new()
+            .with("PATH", "/bin")
+            .with("OPENAI_API_KEY", "sk-secret");
+        let child = allowed(&env, &["PATH".to_owned(), "UNSET".to_owned()]);
+        assert_eq!(child, [("PATH".to_owned(), OsString::from("/bin"))]);
     }
 
     #[test]

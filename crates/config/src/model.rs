@@ -296,6 +296,9 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// `entra_token` (Azure): a Microsoft Entra access token, sent as a bearer token.
     pub entra_token: Option<CredentialSource>,
+    /// `script` (stand-in): scripted replies for the in-process stand-in, relative to the
+    /// config file.
+    pub script: Option<PathBuf>,
 }
 
 /// `[agents.NAME]`.

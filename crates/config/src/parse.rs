@@ -29,6 +29,13 @@ const TOP_LEVEL_KEYS: &[&str] = &["providers", "agents", "teams", "tools", "queu
 const PROVIDER_COMMON_KEYS: &[&str] = &["kind", "model", "base_url", "api_key"];
 const OPENAI_KEYS: &[&str] = &["organization", "project"];
 const AZURE_KEYS: &[&str] = &["endpoint", "deployment", "api_version", "entra_token"];
+const STANDIN_KEYS: &[&str] = &["script"];
+/// Keys that belong to one provider kind.
+const KIND_KEYS: &[(ProviderKind, &[&str])] = &[
+    (ProviderKind::OpenAi, OPENAI_KEYS),
+    (ProviderKind::AzureOpenAi, AZURE_KEYS),
+    (ProviderKind::Standin, STANDIN_KEYS),
+];
 const AGENT_KEYS: &[&str] = &[
     "provider",
     "system_message",
@@ -354,19 +361,18 @@ impl<'t> Reader<'t> {
                 }
             },
         };
-        let kind_specific: &[&str] = match kind {
-            Some(ProviderKind::OpenAi) => OPENAI_KEYS,
-            Some(ProviderKind::AzureOpenAi) => AZURE_KEYS,
-            _ => &[],
-        };
+        let kind_specific: &[&str] = KIND_KEYS
+            .iter()
+            .find(|(owner, _)| Some(*owner) == kind)
+            .map_or(&[], |(_, keys)| keys);
         let known: Vec<&str> = PROVIDER_COMMON_KEYS
             .iter()
             .chain(kind_specific)
             .copied()
             .collect();
-        let other_kinds: Vec<&str> = OPENAI_KEYS
+        let other_kinds: Vec<&str> = KIND_KEYS
             .iter()
-            .chain(AZURE_KEYS)
+            .flat_map(|(_, keys)| keys.iter())
             .filter(|key| !known.contains(key))
             .copied()
             .collect();
@@ -378,11 +384,10 @@ impl<'t> Reader<'t> {
                 if !other_kinds.contains(&name) {
                     continue;
                 }
-                let owner = if OPENAI_KEYS.contains(&name) {
-                    "openai"
-                } else {
-                    "azure_openai"
-                };
+                let owner = KIND_KEYS
+                    .iter()
+                    .find(|(_, keys)| keys.contains(&name))
+                    .map_or("other", |(owner, _)| owner.as_str());
                 self.error(
                     &key.span(),
                     format!(
@@ -401,6 +406,7 @@ impl<'t> Reader<'t> {
         let endpoint = self.setting(fields, "endpoint", true);
         let deployment = self.string(fields, "deployment");
         let api_version = self.string(fields, "api_version");
+        let script = self.string(fields, "script").map(PathBuf::from);
         let entra_token = fields.get("entra_token").and_then(|value| {
             let context = format!("{context} entra_token");
             self.source_of(value, &context, "entra_token", true)
@@ -471,6 +477,7 @@ impl<'t> Reader<'t> {
             deployment,
             api_version,
             entra_token,
+            script,
         })
     }
 
