@@ -298,7 +298,7 @@ impl AssistantAgent {
         };
         let model_error = |error| AgentError::Model {
             agent: self.name.clone(),
-            error,
+            error: Box::new(error),
         };
         if !self.stream {
             return self.client.chat(&request).await.map_err(model_error);

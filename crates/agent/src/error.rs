@@ -14,7 +14,7 @@ pub enum AgentError {
         /// The agent, or `selector of team T`.
         agent: String,
         /// The classified failure.
-        error: ModelError,
+        error: Box<ModelError>,
     },
     /// A reply stream ended without its final event.
     #[error("agent {agent}: the reply stream ended before the reply was complete")]

@@ -329,7 +329,7 @@ impl Team {
                 .await
                 .map_err(|error| AgentError::Model {
                     agent: format!("selector of team {}", self.name),
-                    error,
+                    error: Box::new(error),
                 })?;
             usage += reply.usage;
             let answer = reply
