@@ -19,6 +19,11 @@ pub enum Command {
     /// Exits 0 when every provider is usable and 78 when the config or any credential is not.
     /// Keys are never printed: a fingerprint (sha256: and 8 hex digits) stands in for each.
     Check(CheckArgs),
+    /// Run an agent or a team on one task, printing the conversation as it happens.
+    ///
+    /// Only the providers that agent or team needs are checked, in this process, first. A
+    /// provider of kind `standin` starts the stand-in inside this process.
+    Run(RunArgs),
     /// Serve a local stand-in for OpenAI, Azure OpenAI and Anthropic.
     ///
     /// It speaks their wire formats (JSON and SSE, tool calls) and enforces their auth with
@@ -73,4 +78,22 @@ pub struct StandinArgs {
     /// Worker threads serving requests.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).args(["agent", "team"]))]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The agent to run.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// The team to run.
+    #[arg(long, value_name = "NAME")]
+    pub team: Option<String>,
+    /// The task.
+    pub task: String,
+    /// Print the result as one JSON object instead of the conversation.
+    #[arg(long)]
+    pub json: bool,
 }

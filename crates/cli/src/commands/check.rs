@@ -157,7 +157,7 @@ fn probe_all(config: &config::Config, report: &CheckReport) -> anyhow::Result<Ve
     })
 }
 
-fn print_config_error(error: &ConfigError, as_json: bool) -> anyhow::Result<()> {
+pub(crate) fn print_config_error(error: &ConfigError, as_json: bool) -> anyhow::Result<()> {
     let diagnostics = error.diagnostics();
     if as_json {
         #[derive(Serialize)]

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod check;
+mod run;
 mod standin;
 
 use crate::cli::{Cli, Command};
@@ -10,6 +11,7 @@ use crate::exit::Exit;
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::Standin(args) => standin::run(&args),
     }
 }

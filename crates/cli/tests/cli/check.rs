@@ -53,7 +53,7 @@ fn the_embedded_default_config_checks_clean() {
         output.stdout
     );
     assert!(
-        output.stdout.contains("local     standin  generated"),
+        output.stdout.contains("main      standin  generated"),
         "{}",
         output.stdout
     );

@@ -10,6 +10,9 @@ mod util;
 /// `agentfleet check`: every rule, both output formats, config discovery, exit codes.
 mod check;
 
+/// `agentfleet run`: the embedded default, JSON results, failures and their exit codes.
+mod run;
+
 /// `agentfleet standin` as a process, and `check --probe` against it.
 mod probe;
 

@@ -12,13 +12,13 @@ use crate::util::{Workspace, agentfleet, run};
 const KEY: &str = "sk-standin-ProbeKey0123456789abcdef";
 
 /// A running `agentfleet standin`, stopped with SIGTERM when dropped.
-struct StandinProcess {
+pub struct StandinProcess {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl StandinProcess {
-    fn start(args: &[&str]) -> Self {
+    pub fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentfleet"))
             .arg("standin")
             .args(args)
