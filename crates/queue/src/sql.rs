@@ -1,0 +1,188 @@
+//! The queue's SQL, written once for both backends: the two dialects differ only in how they
+//! read the clock, how they declare the sequence column, and how a lease locks its rows.
+//!
+//! Every time is an integer of milliseconds since the Unix epoch from the database's own clock,
+//! so workers on machines with different clocks agree on when a lease expires.
+
+use std::sync::Arc;
+
+/// The two SQL dialects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The database's clock, in milliseconds since the epoch.
+    fn now(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Dialect::Postgres => "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+        }
+    }
+}
+
+/// The columns a task is read from, in the order `record` decodes them.
+pub(crate) const COLUMNS: &str = "id, task, target_kind, target, idempotency_key, metadata, needs, priority, state, \
+     attempts, max_attempts, leased_by, output, error_kind, error, created_at, updated_at, finished_at, \
+     lease_token, lease_expires_at";
+
+/// The schema, created if absent. Safe to run from several processes at once: the caller holds
+/// the database's write lock (SQLite) or an advisory lock (PostgreSQL) while it runs.
+pub(crate) fn schema(dialect: Dialect) -> Vec<String> {
+    let (sequence, integer) = match dialect {
+        Dialect::Sqlite => ("seq INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER"),
+        Dialect::Postgres => ("seq BIGSERIAL PRIMARY KEY", "BIGINT"),
+    };
+    vec![
+        "CREATE TABLE IF NOT EXISTS af_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)".to_owned(),
+        format!(
+            "CREATE TABLE IF NOT EXISTS af_tasks (
+                {sequence},
+                id TEXT NOT NULL UNIQUE,
+                idempotency_key TEXT UNIQUE,
+                target_kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                task TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                needs TEXT NOT NULL,
+                priority {integer} NOT NULL,
+                state TEXT NOT NULL,
+                attempts {integer} NOT NULL,
+                max_attempts {integer} NOT NULL,
+                available_at {integer} NOT NULL,
+                lease_token TEXT UNIQUE,
+                leased_by TEXT,
+                lease_expires_at {integer},
+                output TEXT,
+                error_kind TEXT,
+                error TEXT,
+                created_at {integer} NOT NULL,
+                updated_at {integer} NOT NULL,
+                finished_at {integer}
+            )"
+        ),
+        "CREATE INDEX IF NOT EXISTS af_tasks_ready ON af_tasks (priority DESC, seq) WHERE state IN ('pending', 'leased')"
+            .to_owned(),
+        "CREATE INDEX IF NOT EXISTS af_tasks_state ON af_tasks (state)".to_owned(),
+    ]
+}
+
+/// The schema version this code writes.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Every statement, built once per queue.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub dialect: Dialect,
+    pub now: Arc<str>,
+    pub submit: Arc<str>,
+    pub find_by_key: Arc<str>,
+    pub ack: Arc<str>,
+    pub renew: Arc<str>,
+    pub fail: Arc<str>,
+    pub release: Arc<str>,
+    pub cancel: Arc<str>,
+    pub get: Arc<str>,
+    pub list: Arc<str>,
+    pub list_state: Arc<str>,
+    pub counts: Arc<str>,
+    pub oldest: Arc<str>,
+    pub sweep: Arc<str>,
+    lease_plain: Arc<str>,
+}
+
+impl Statements {
+    pub fn new(dialect: Dialect) -> Self {
+        let now = dialect.now();
+        let s = |text: String| -> Arc<str> { Arc::from(text.as_str()) };
+        let still_held = format!("lease_token = $1 AND state = 'leased' AND lease_expires_at > {now}");
+        Self {
+            dialect,
+            now: s(format!("SELECT {now}")),
+            submit: s(format!(
+                "INSERT INTO af_tasks (id, idempotency_key, target_kind, target, task, metadata, needs, priority, \
+                 state, attempts, max_attempts, available_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, {now}, {now}, {now}) \
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+            )),
+            find_by_key: s("SELECT id FROM af_tasks WHERE idempotency_key = $1".to_owned()),
+            ack: s(format!(
+                "UPDATE af_tasks SET state = 'done', output = $2, error_kind = NULL, error = NULL, \
+                 lease_token = NULL, lease_expires_at = NULL, finished_at = {now}, updated_at = {now} \
+                 WHERE {still_held}"
+            )),
+            renew: s(format!(
+                "UPDATE af_tasks SET lease_expires_at = {now} + $2, updated_at = {now} WHERE {still_held} \
+                 RETURNING lease_expires_at"
+            )),
+            fail: s(format!(
+                "UPDATE af_tasks SET \
+                 state = CASE WHEN $3 = 1 AND attempts < max_attempts THEN 'pending' WHEN $3 = 1 THEN 'dead' ELSE 'failed' END, \
+                 finished_at = CASE WHEN $3 = 1 AND attempts < max_attempts THEN NULL ELSE {now} END, \
+                 available_at = {now} + $2, error_kind = $4, error = $5, \
+                 lease_token = NULL, lease_expires_at = NULL, updated_at = {now} \
+                 WHERE {still_held} RETURNING state"
+            )),
+            release: s(format!(
+                "UPDATE af_tasks SET state = 'pending', attempts = attempts - 1, available_at = {now}, \
+                 error_kind = $2, error = $3, lease_token = NULL, lease_expires_at = NULL, updated_at = {now} \
+                 WHERE {still_held}"
+            )),
+            cancel: s(format!(
+                "UPDATE af_tasks SET state = 'cancelled', lease_token = NULL, lease_expires_at = NULL, \
+                 finished_at = {now}, updated_at = {now} WHERE id = $1 AND state IN ('pending', 'leased')"
+            )),
+            get: s(format!("SELECT {COLUMNS} FROM af_tasks WHERE id = $1")),
+            list: s(format!("SELECT {COLUMNS} FROM af_tasks ORDER BY seq DESC LIMIT $1")),
+            list_state: s(format!("SELECT {COLUMNS} FROM af_tasks WHERE state = $1 ORDER BY seq DESC LIMIT $2")),
+            counts: s("SELECT state, COUNT(*) FROM af_tasks GROUP BY state".to_owned()),
+            oldest: s(format!("SELECT {now} - MIN(created_at) FROM af_tasks WHERE state = 'pending'")),
+            sweep: s(format!(
+                "UPDATE af_tasks SET state = 'dead', error_kind = 'lease-expired', \
+                 error = 'the lease expired on the last allowed attempt: the worker stopped or stalled', \
+                 lease_token = NULL, lease_expires_at = NULL, finished_at = {now}, updated_at = {now} \
+                 WHERE state = 'leased' AND lease_expires_at <= {now} AND attempts >= max_attempts"
+            )),
+            lease_plain: s(Self::lease_sql(dialect, 0)),
+        }
+    }
+
+    /// The lease statement excluding `excluded` providers: `$1` token prefix, `$2` worker,
+    /// `$3` lease milliseconds, `$4` batch size, `$5...` needs patterns to avoid.
+    pub fn lease(&self, excluded: usize) -> Arc<str> {
+        if excluded == 0 { self.lease_plain.clone() } else { Arc::from(Self::lease_sql(self.dialect, excluded).as_str()) }
+    }
+
+    fn lease_sql(dialect: Dialect, excluded: usize) -> String {
+        let now = dialect.now();
+        let exclusions: String =
+            (0..excluded).map(|index| format!(" AND needs NOT LIKE ${} ESCAPE '\\'", index + 5)).collect();
+        let candidates = format!(
+            "SELECT seq FROM af_tasks \
+             WHERE ((state = 'pending' AND available_at <= {now}) \
+                OR (state = 'leased' AND lease_expires_at <= {now} AND attempts < max_attempts)){exclusions} \
+             ORDER BY priority DESC, seq LIMIT $4"
+        );
+        match dialect {
+            Dialect::Sqlite => format!(
+                "UPDATE af_tasks SET state = 'leased', attempts = attempts + 1, \
+                 lease_token = $1 || ':' || seq || ':' || (attempts + 1), leased_by = $2, \
+                 lease_expires_at = {now} + $3, updated_at = {now} \
+                 WHERE seq IN ({candidates}) RETURNING {COLUMNS}"
+            ),
+            Dialect::Postgres => {
+                let columns: String =
+                    COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+                format!(
+                    "WITH picked AS ({candidates} FOR UPDATE SKIP LOCKED) \
+                     UPDATE af_tasks t SET state = 'leased', attempts = t.attempts + 1, \
+                     lease_token = $1 || ':' || t.seq || ':' || (t.attempts + 1), leased_by = $2, \
+                     lease_expires_at = {now} + $3, updated_at = {now} \
+                     FROM picked WHERE t.seq = picked.seq RETURNING {columns}"
+                )
+            }
+        }
+    }
+}

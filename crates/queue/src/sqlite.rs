@@ -1,0 +1,89 @@
+//! The SQLite backend: one file on one machine, nothing to install.
+//!
+//! WAL mode lets readers work beside the one writer, and a busy timeout makes concurrent
+//! writers (several worker processes on one machine) wait their turn instead of failing. A
+//! lease is one `UPDATE ... RETURNING`, which SQLite runs under its write lock, so no task is
+//! handed to two workers. Idle workers poll: SQLite cannot signal another process.
+
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::{QueueError, from_sqlx};
+use crate::operations::operations;
+use crate::sql::{Dialect, SCHEMA_VERSION, Statements, schema};
+use crate::url::mask;
+
+/// How often an idle worker looks again.
+const POLL: Duration = Duration::from_millis(25);
+
+/// A queue in a SQLite file.
+#[derive(Debug)]
+pub struct SqliteQueue {
+    pool: SqlitePool,
+    url: String,
+    sql: Statements,
+    last_sweep: Mutex<Option<Instant>>,
+}
+
+impl SqliteQueue {
+    /// Opens (creating if absent) the database at `url` and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, QueueError> {
+        let masked = mask(url);
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|error| QueueError::InvalidUrl { url: masked.clone(), reason: error.to_string() })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        // An in-memory database exists per connection: keep to one.
+        let connections = if url.contains(":memory:") { 1 } else { 8 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|error| from_sqlx(&masked, error))?;
+        let queue = Self { pool, url: masked, sql: Statements::new(Dialect::Sqlite), last_sweep: Mutex::new(None) };
+        queue.migrate().await?;
+        Ok(queue)
+    }
+
+    /// Creates or upgrades the schema under SQLite's write lock, so processes starting together
+    /// take turns.
+    async fn migrate(&self) -> Result<(), QueueError> {
+        let mut connection = self.pool.acquire().await.map_err(|e| self.fail_with(e))?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *connection).await.map_err(|e| self.fail_with(e))?;
+        let result = async {
+            for statement in schema(Dialect::Sqlite) {
+                sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *connection).await?;
+            }
+            sqlx::query("INSERT INTO af_meta (name, value) VALUES ('schema_version', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+                .bind(SCHEMA_VERSION.to_string())
+                .execute(&mut *connection)
+                .await?;
+            Ok::<(), sqlx::Error>(())
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = sqlx::query(sqlx::AssertSqlSafe(end)).execute(&mut *connection).await;
+        result.and(ended.map(|_| ())).map_err(|e| self.fail_with(e))
+    }
+
+    /// Nothing to do: other processes find new work by polling.
+    async fn notify(&self) {}
+
+    /// Waits a little before an idle worker leases again.
+    pub async fn wait_for_work(&self, timeout: Duration) {
+        tokio::time::sleep(timeout.min(POLL)).await;
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+operations!(SqliteQueue, sqlx::Sqlite);
