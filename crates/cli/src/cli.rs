@@ -24,6 +24,15 @@ pub enum Command {
     /// Only the providers that agent or team needs are checked, in this process, first. A
     /// provider of kind `standin` starts the stand-in inside this process.
     Run(RunArgs),
+    /// Put tasks on the queue: one with --task, or many from a JSON Lines file.
+    Submit(SubmitArgs),
+    /// List tasks and their results, newest first.
+    Results(ResultsArgs),
+    /// Cancel a task that has not finished.
+    Cancel(CancelArgs),
+    /// Look at the queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Serve a local stand-in for OpenAI, Azure OpenAI and Anthropic.
     ///
     /// It speaks their wire formats (JSON and SSE, tool calls) and enforces their auth with
@@ -94,6 +103,83 @@ pub struct RunArgs {
     /// The task.
     pub task: String,
     /// Print the result as one JSON object instead of the conversation.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which queue: the config's `[queue] url`, overridden by `AGENTFLEET_QUEUE_URL` and `--queue-url`.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The queue's database [default: $AGENTFLEET_QUEUE_URL, then [queue] url]. A password here
+    /// is visible to other users of the machine: prefer the variable or a config source.
+    #[arg(long, value_name = "URL")]
+    pub queue_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["task", "file"]))]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// The task's text.
+    #[arg(long, value_name = "TEXT")]
+    pub task: Option<String>,
+    /// A JSON Lines file: one {"task": "...", "agent" or "team": "...", "key": "..."} a line.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The agent to run it (the default for file lines that name none).
+    #[arg(long, value_name = "NAME", conflicts_with = "team")]
+    pub agent: Option<String>,
+    /// The team to run it (the default for file lines that name none).
+    #[arg(long, value_name = "NAME")]
+    pub team: Option<String>,
+    /// An idempotency key: submitting the same key again submits nothing.
+    #[arg(long, value_name = "KEY", conflicts_with = "file")]
+    pub key: Option<String>,
+    /// Higher priorities are leased first.
+    #[arg(long, default_value_t = 0)]
+    pub priority: i32,
+    /// Print the ids as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Only tasks in this state: pending, leased, done, failed, dead or cancelled.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+    /// How many tasks, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// The task's id.
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Counts per state and the age of the oldest pending task.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Print JSON instead of lines.
     #[arg(long)]
     pub json: bool,
 }

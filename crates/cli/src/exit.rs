@@ -15,7 +15,9 @@ pub enum Exit {
     Failure,
     /// The command line asks for something that cannot be done.
     Usage,
-    /// A provider cannot be reached or is failing (EX_UNAVAILABLE).
+    /// Input data is malformed, such as a bad line in a tasks file (EX_DATAERR).
+    Data,
+    /// A provider or the queue's database cannot be reached or is failing (EX_UNAVAILABLE).
     Unavailable,
     /// A provider refused its credential (EX_NOPERM).
     Rejected,
@@ -30,6 +32,7 @@ impl Exit {
             Exit::Ok => 0,
             Exit::Failure => 1,
             Exit::Usage => 2,
+            Exit::Data => 65,
             Exit::Unavailable => 69,
             Exit::Rejected => 77,
             Exit::Config => 78,

@@ -46,6 +46,71 @@ pub const CONFIG_VARIABLE: &str = "AGENTFLEET_CONFIG";
 /// The file looked for in the working directory when nothing else names one.
 pub const DEFAULT_CONFIG_FILE: &str = "agentfleet.toml";
 
+/// The variable that names the queue's database when `--queue-url` is not given.
+pub const QUEUE_URL_VARIABLE: &str = "AGENTFLEET_QUEUE_URL";
+
+/// The queue's database URL, held as a secret: it may carry a password.
+#[derive(Debug)]
+pub struct QueueUrl {
+    /// The URL.
+    pub url: Secret,
+    /// `--queue-url`, `AGENTFLEET_QUEUE_URL` or `[queue] url`.
+    pub named_by: String,
+}
+
+/// The queue URL: `flag` (`--queue-url`), then `AGENTFLEET_QUEUE_URL`, then `[queue] url` of the
+/// config (a relative SQLite path there is relative to the config file), then
+/// `sqlite://agentfleet.db` in the working directory.
+pub fn queue_url(
+    config: Option<&Config>,
+    flag: Option<&str>,
+    env: &dyn Environment,
+) -> Result<QueueUrl, String> {
+    if let Some(url) = flag {
+        return Ok(QueueUrl {
+            url: Secret::new(url.to_owned()),
+            named_by: "--queue-url".to_owned(),
+        });
+    }
+    if let Some(url) = env.get(QUEUE_URL_VARIABLE).filter(|url| !url.is_empty()) {
+        let url = url
+            .into_string()
+            .map_err(|_| format!("{QUEUE_URL_VARIABLE} is not valid UTF-8"))?;
+        return Ok(QueueUrl {
+            url: Secret::new(url),
+            named_by: QUEUE_URL_VARIABLE.to_owned(),
+        });
+    }
+    let Some(config) = config else {
+        return Ok(QueueUrl {
+            url: Secret::new("sqlite://agentfleet.db".to_owned()),
+            named_by: "the default".to_owned(),
+        });
+    };
+    let (url, named_by) = match &config.queue.url {
+        Setting::Literal(url) => (url.clone(), "[queue] url".to_owned()),
+        Setting::From(source) => {
+            let read = resolve::read(source, &config.base_dir, env)
+                .map_err(|failure| format!("[queue] url: {}; {}", failure.what, failure.fix))?;
+            (
+                read.value.expose().trim().to_owned(),
+                format!("[queue] url ({})", read.origin.label()),
+            )
+        }
+    };
+    // A relative SQLite file lives beside the config, wherever the command runs from.
+    let url = match url.strip_prefix("sqlite://") {
+        Some(path) if !path.is_empty() && !path.starts_with('/') && !path.starts_with(':') => {
+            format!("sqlite://{}", config.base_dir.join(path).display())
+        }
+        _ => url,
+    };
+    Ok(QueueUrl {
+        url: Secret::new(url),
+        named_by,
+    })
+}
+
 /// Which config file to use and what named it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigLocation {
@@ -113,6 +178,42 @@ mod tests {
         assert_eq!(
             (found.path.as_path(), found.named_by),
             (Path::new("/from/env.toml"), CONFIG_VARIABLE)
+        );
+    }
+
+    #[test]
+    fn the_queue_url_comes_from_the_flag_the_variable_or_the_config() {
+        let config = parse::parse(
+            Path::new("/srv/fleet/agentfleet.toml"),
+            "[queue]\nurl = \"sqlite://tasks.db\"\n",
+        )
+        .unwrap();
+        let env = FixedEnv::new().with(QUEUE_URL_VARIABLE, "postgres://u:p@h/d");
+        let url = queue_url(Some(&config), Some("sqlite://flag.db"), &env).unwrap();
+        assert_eq!(
+            (url.url.expose(), url.named_by.as_str()),
+            ("sqlite://flag.db", "--queue-url")
+        );
+        let url = queue_url(Some(&config), None, &env).unwrap();
+        assert_eq!(
+            (url.url.expose(), url.named_by.as_str()),
+            ("postgres://u:p@h/d", QUEUE_URL_VARIABLE)
+        );
+        let url = queue_url(Some(&config), None, &FixedEnv::new()).unwrap();
+        assert_eq!(
+            url.url.expose(),
+            "sqlite:///srv/fleet/tasks.db",
+            "beside the config file"
+        );
+        let from_source = parse::parse(
+            Path::new("a.toml"),
+            "[queue]\nurl = { env = \"DATABASE_URL\" }\n",
+        )
+        .unwrap();
+        let error = queue_url(Some(&from_source), None, &FixedEnv::new()).unwrap_err();
+        assert!(
+            error.starts_with("[queue] url: DATABASE_URL is not set"),
+            "{error}"
         );
     }
 

@@ -23,7 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut done = 0u64;
             let mut empty = 0;
             while empty < 3 {
-                let leases = queue.lease(&worker, lease, 8, &LeaseFilter::default()).await?;
+                let leases = queue
+                    .lease(&worker, lease, 8, &LeaseFilter::default())
+                    .await?;
                 if leases.is_empty() {
                     empty += 1;
                     queue.wait_for_work(Duration::from_millis(50)).await;
@@ -38,7 +40,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{done}");
         }
         "hold" => {
-            let leases = queue.lease(&worker, lease, 1, &LeaseFilter::default()).await?;
+            let leases = queue
+                .lease(&worker, lease, 1, &LeaseFilter::default())
+                .await?;
             let held = leases.first().ok_or("nothing to lease")?;
             println!("{}", held.record.id);
             tokio::time::sleep(Duration::from_secs(3600)).await;

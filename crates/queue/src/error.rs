@@ -20,7 +20,9 @@ pub enum QueueError {
         reason: String,
     },
     /// The lease was lost: it expired, or the task was cancelled or is held by another worker.
-    #[error("the lease on task {task} is no longer held (it expired, or the task was cancelled or re-leased)")]
+    #[error(
+        "the lease on task {task} is no longer held (it expired, or the task was cancelled or re-leased)"
+    )]
     LeaseLost {
         /// The task.
         task: String,
@@ -59,13 +61,22 @@ pub(crate) fn from_sqlx(url: &str, error: sqlx::Error) -> QueueError {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => QueueError::Unavailable { url: url.to_owned(), reason: error.to_string() },
+        | sqlx::Error::Protocol(_) => QueueError::Unavailable {
+            url: url.to_owned(),
+            reason: error.to_string(),
+        },
         sqlx::Error::Database(database) => {
             // SQLite's busy and locked, PostgreSQL's shutdown and connection errors are transient.
             let code = database.code().map(|c| c.to_string()).unwrap_or_default();
-            let transient = matches!(code.as_str(), "5" | "6" | "517" | "57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006");
+            let transient = matches!(
+                code.as_str(),
+                "5" | "6" | "517" | "57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006"
+            );
             if transient {
-                QueueError::Unavailable { url: url.to_owned(), reason: database.message().to_owned() }
+                QueueError::Unavailable {
+                    url: url.to_owned(),
+                    reason: database.message().to_owned(),
+                }
             } else {
                 QueueError::Database(database.message().to_owned())
             }

@@ -84,7 +84,13 @@ impl Queue {
     }
 
     /// Leases up to `batch` tasks for `lease` each.
-    pub async fn lease(&self, worker: &str, lease: Duration, batch: u32, filter: &LeaseFilter) -> Result<Vec<Lease>, QueueError> {
+    pub async fn lease(
+        &self,
+        worker: &str,
+        lease: Duration,
+        batch: u32,
+        filter: &LeaseFilter,
+    ) -> Result<Vec<Lease>, QueueError> {
         delegate!(self, queue => queue.lease(worker, lease, batch, filter).await)
     }
 
@@ -99,7 +105,14 @@ impl Queue {
     }
 
     /// Records a failed attempt; returns the task's new state.
-    pub async fn fail(&self, lease: &Lease, kind: &str, message: &str, retryable: bool, backoff: &RetryBackoff) -> Result<TaskState, QueueError> {
+    pub async fn fail(
+        &self,
+        lease: &Lease,
+        kind: &str,
+        message: &str,
+        retryable: bool,
+        backoff: &RetryBackoff,
+    ) -> Result<TaskState, QueueError> {
         delegate!(self, queue => queue.fail(lease, kind, message, retryable, backoff).await)
     }
 
@@ -119,7 +132,11 @@ impl Queue {
     }
 
     /// The most recent tasks, newest first.
-    pub async fn list(&self, state: Option<TaskState>, limit: u32) -> Result<Vec<TaskRecord>, QueueError> {
+    pub async fn list(
+        &self,
+        state: Option<TaskState>,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>, QueueError> {
         delegate!(self, queue => queue.list(state, limit).await)
     }
 

@@ -30,7 +30,11 @@ impl Target {
     }
 
     pub(crate) fn from_parts(kind: &str, name: String) -> Self {
-        if kind == "team" { Target::Team(name) } else { Target::Agent(name) }
+        if kind == "team" {
+            Target::Team(name)
+        } else {
+            Target::Agent(name)
+        }
     }
 }
 
@@ -94,8 +98,14 @@ pub enum TaskState {
 
 impl TaskState {
     /// Every state, in life order.
-    pub const ALL: [TaskState; 6] =
-        [TaskState::Pending, TaskState::Leased, TaskState::Done, TaskState::Failed, TaskState::Dead, TaskState::Cancelled];
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Pending,
+        TaskState::Leased,
+        TaskState::Done,
+        TaskState::Failed,
+        TaskState::Dead,
+        TaskState::Cancelled,
+    ];
 
     /// The name stored and printed.
     pub fn as_str(self) -> &'static str {
@@ -116,7 +126,10 @@ impl TaskState {
 
     /// Whether nothing more will happen to the task.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskState::Done | TaskState::Failed | TaskState::Dead | TaskState::Cancelled)
+        matches!(
+            self,
+            TaskState::Done | TaskState::Failed | TaskState::Dead | TaskState::Cancelled
+        )
     }
 }
 
@@ -237,14 +250,20 @@ pub struct RetryBackoff {
 
 impl Default for RetryBackoff {
     fn default() -> Self {
-        Self { base: Duration::from_secs(1), max: Duration::from_secs(300) }
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
     }
 }
 
 impl RetryBackoff {
     /// The delay after attempt `attempt` failed: between half and all of the doubled ceiling.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(1 << attempt.saturating_sub(1).min(20)).min(self.max);
+        let ceiling = self
+            .base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(20))
+            .min(self.max);
         ceiling.mul_f64(0.5 + fastrand::f64() * 0.5)
     }
 }
@@ -258,16 +277,25 @@ pub(crate) fn encode_needs(needs: &[String]) -> String {
 }
 
 pub(crate) fn decode_needs(stored: &str) -> Vec<String> {
-    stored.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    stored
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A `LIKE` pattern matching a needs column that contains `provider`.
 pub(crate) fn needs_pattern(provider: &str) -> String {
-    let escaped = provider.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = provider
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%,{escaped},%")
 }
 
 /// Lease duration in whole milliseconds, at least 1.
 pub(crate) fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).max(1)
+    i64::try_from(duration.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
 }

@@ -10,7 +10,9 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use crate::model::{Target, TaskRecord, TaskState, decode_needs};
 
 /// Decodes a row selected with `sql::COLUMNS`: the record, its lease token and lease expiry.
-pub(crate) fn record<'r, R>(row: &'r R) -> Result<(TaskRecord, Option<String>, Option<i64>), sqlx::Error>
+pub(crate) fn record<'r, R>(
+    row: &'r R,
+) -> Result<(TaskRecord, Option<String>, Option<i64>), sqlx::Error>
 where
     R: Row,
     usize: ColumnIndex<R>,
@@ -42,14 +44,20 @@ where
         updated_at: number(16)?,
         finished_at: row.try_get::<Option<i64>, _>(17)?,
     };
-    Ok((record, optional_text(18)?, row.try_get::<Option<i64>, _>(19)?))
+    Ok((
+        record,
+        optional_text(18)?,
+        row.try_get::<Option<i64>, _>(19)?,
+    ))
 }
 
 /// Implements the queue operations on `$queue`, whose `pool` is a pool of `$db`.
 macro_rules! operations {
     ($queue:ident, $db:ty) => {
         impl $queue {
-            fn query(sql: &std::sync::Arc<str>) -> sqlx::query::Query<'static, $db, <$db as sqlx::Database>::Arguments> {
+            fn query(
+                sql: &std::sync::Arc<str>,
+            ) -> sqlx::query::Query<'static, $db, <$db as sqlx::Database>::Arguments> {
                 sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             }
 
@@ -59,13 +67,19 @@ macro_rules! operations {
 
             /// The database's clock, in milliseconds since the epoch.
             pub async fn now(&self) -> Result<i64, $crate::QueueError> {
-                let row = Self::query(&self.sql.now).fetch_one(&self.pool).await.map_err(|e| self.fail_with(e))?;
+                let row = Self::query(&self.sql.now)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| self.fail_with(e))?;
                 sqlx::Row::try_get::<i64, _>(&row, 0).map_err(|e| self.fail_with(e))
             }
 
             /// Submits tasks in one transaction; a task whose idempotency key exists is not
             /// submitted again, and its existing id is returned.
-            pub async fn submit_many(&self, tasks: &[$crate::NewTask]) -> Result<Vec<$crate::Submitted>, $crate::QueueError> {
+            pub async fn submit_many(
+                &self,
+                tasks: &[$crate::NewTask],
+            ) -> Result<Vec<$crate::Submitted>, $crate::QueueError> {
                 let mut transaction = self.pool.begin().await.map_err(|e| self.fail_with(e))?;
                 let mut submitted = Vec::with_capacity(tasks.len());
                 for task in tasks {
@@ -84,14 +98,22 @@ macro_rules! operations {
                         .await
                         .map_err(|e| self.fail_with(e))?;
                     let (id, created) = match inserted {
-                        Some(row) => (sqlx::Row::try_get::<String, _>(&row, 0).map_err(|e| self.fail_with(e))?, true),
+                        Some(row) => (
+                            sqlx::Row::try_get::<String, _>(&row, 0)
+                                .map_err(|e| self.fail_with(e))?,
+                            true,
+                        ),
                         None => {
                             let row = Self::query(&self.sql.find_by_key)
                                 .bind(task.idempotency_key.clone())
                                 .fetch_one(&mut *transaction)
                                 .await
                                 .map_err(|e| self.fail_with(e))?;
-                            (sqlx::Row::try_get::<String, _>(&row, 0).map_err(|e| self.fail_with(e))?, false)
+                            (
+                                sqlx::Row::try_get::<String, _>(&row, 0)
+                                    .map_err(|e| self.fail_with(e))?,
+                                false,
+                            )
                         }
                     };
                     submitted.push($crate::Submitted { id, created });
@@ -122,10 +144,14 @@ macro_rules! operations {
                 for provider in &filter.exclude_providers {
                     query = query.bind($crate::model::needs_pattern(provider));
                 }
-                let rows = query.fetch_all(&self.pool).await.map_err(|e| self.fail_with(e))?;
+                let rows = query
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.fail_with(e))?;
                 let mut leases = Vec::with_capacity(rows.len());
                 for row in &rows {
-                    let (record, token, expires_at) = $crate::operations::record(row).map_err(|e| self.fail_with(e))?;
+                    let (record, token, expires_at) =
+                        $crate::operations::record(row).map_err(|e| self.fail_with(e))?;
                     leases.push($crate::Lease {
                         attempt: record.attempts,
                         token: token.unwrap_or_default(),
@@ -133,12 +159,21 @@ macro_rules! operations {
                         record,
                     });
                 }
-                leases.sort_by(|a, b| b.record.priority.cmp(&a.record.priority).then_with(|| a.record.id.cmp(&b.record.id)));
+                leases.sort_by(|a, b| {
+                    b.record
+                        .priority
+                        .cmp(&a.record.priority)
+                        .then_with(|| a.record.id.cmp(&b.record.id))
+                });
                 Ok(leases)
             }
 
             /// Extends a lease the worker still holds; returns the new expiry.
-            pub async fn renew(&self, lease: &$crate::Lease, duration: std::time::Duration) -> Result<i64, $crate::QueueError> {
+            pub async fn renew(
+                &self,
+                lease: &$crate::Lease,
+                duration: std::time::Duration,
+            ) -> Result<i64, $crate::QueueError> {
                 let row = Self::query(&self.sql.renew)
                     .bind(lease.token.clone())
                     .bind($crate::model::millis(duration))
@@ -146,14 +181,22 @@ macro_rules! operations {
                     .await
                     .map_err(|e| self.fail_with(e))?;
                 match row {
-                    Some(row) => sqlx::Row::try_get::<i64, _>(&row, 0).map_err(|e| self.fail_with(e)),
-                    None => Err($crate::QueueError::LeaseLost { task: lease.record.id.clone() }),
+                    Some(row) => {
+                        sqlx::Row::try_get::<i64, _>(&row, 0).map_err(|e| self.fail_with(e))
+                    }
+                    None => Err($crate::QueueError::LeaseLost {
+                        task: lease.record.id.clone(),
+                    }),
                 }
             }
 
             /// Records the result. Refused when the lease is no longer held, so a task delivered
             /// twice has its result recorded once.
-            pub async fn ack(&self, lease: &$crate::Lease, output: &str) -> Result<(), $crate::QueueError> {
+            pub async fn ack(
+                &self,
+                lease: &$crate::Lease,
+                output: &str,
+            ) -> Result<(), $crate::QueueError> {
                 let done = Self::query(&self.sql.ack)
                     .bind(lease.token.clone())
                     .bind(output.to_owned())
@@ -163,7 +206,9 @@ macro_rules! operations {
                 if done.rows_affected() == 1 {
                     Ok(())
                 } else {
-                    Err($crate::QueueError::LeaseLost { task: lease.record.id.clone() })
+                    Err($crate::QueueError::LeaseLost {
+                        task: lease.record.id.clone(),
+                    })
                 }
             }
 
@@ -188,10 +233,13 @@ macro_rules! operations {
                     .await
                     .map_err(|e| self.fail_with(e))?;
                 let Some(row) = row else {
-                    return Err($crate::QueueError::LeaseLost { task: lease.record.id.clone() });
+                    return Err($crate::QueueError::LeaseLost {
+                        task: lease.record.id.clone(),
+                    });
                 };
                 let state: String = sqlx::Row::try_get(&row, 0).map_err(|e| self.fail_with(e))?;
-                let state = $crate::TaskState::from_name(&state).unwrap_or($crate::TaskState::Failed);
+                let state =
+                    $crate::TaskState::from_name(&state).unwrap_or($crate::TaskState::Failed);
                 if state == $crate::TaskState::Pending {
                     self.notify().await;
                 }
@@ -201,7 +249,12 @@ macro_rules! operations {
             /// Gives a task back at once without counting the attempt: the worker, not the task,
             /// is at fault (its credential was refused, or it is stopping). `reason` is kept as
             /// the task's last error.
-            pub async fn release(&self, lease: &$crate::Lease, kind: &str, reason: &str) -> Result<(), $crate::QueueError> {
+            pub async fn release(
+                &self,
+                lease: &$crate::Lease,
+                kind: &str,
+                reason: &str,
+            ) -> Result<(), $crate::QueueError> {
                 let released = Self::query(&self.sql.release)
                     .bind(lease.token.clone())
                     .bind(kind.to_owned())
@@ -210,7 +263,9 @@ macro_rules! operations {
                     .await
                     .map_err(|e| self.fail_with(e))?;
                 if released.rows_affected() != 1 {
-                    return Err($crate::QueueError::LeaseLost { task: lease.record.id.clone() });
+                    return Err($crate::QueueError::LeaseLost {
+                        task: lease.record.id.clone(),
+                    });
                 }
                 self.notify().await;
                 Ok(())
@@ -227,7 +282,10 @@ macro_rules! operations {
                     return Ok(());
                 }
                 let record = self.get(id).await?;
-                Err($crate::QueueError::AlreadyFinished { id: id.to_owned(), state: record.state.to_string() })
+                Err($crate::QueueError::AlreadyFinished {
+                    id: id.to_owned(),
+                    state: record.state.to_string(),
+                })
             }
 
             /// One task.
@@ -238,36 +296,65 @@ macro_rules! operations {
                     .await
                     .map_err(|e| self.fail_with(e))?;
                 match row {
-                    Some(row) => $crate::operations::record(&row).map(|(record, _, _)| record).map_err(|e| self.fail_with(e)),
+                    Some(row) => $crate::operations::record(&row)
+                        .map(|(record, _, _)| record)
+                        .map_err(|e| self.fail_with(e)),
                     None => Err($crate::QueueError::NotFound { id: id.to_owned() }),
                 }
             }
 
             /// The most recent tasks, newest first, optionally in one state.
-            pub async fn list(&self, state: Option<$crate::TaskState>, limit: u32) -> Result<Vec<$crate::TaskRecord>, $crate::QueueError> {
+            pub async fn list(
+                &self,
+                state: Option<$crate::TaskState>,
+                limit: u32,
+            ) -> Result<Vec<$crate::TaskRecord>, $crate::QueueError> {
                 let rows = match state {
-                    Some(state) => Self::query(&self.sql.list_state).bind(state.as_str()).bind(i64::from(limit)).fetch_all(&self.pool).await,
-                    None => Self::query(&self.sql.list).bind(i64::from(limit)).fetch_all(&self.pool).await,
+                    Some(state) => {
+                        Self::query(&self.sql.list_state)
+                            .bind(state.as_str())
+                            .bind(i64::from(limit))
+                            .fetch_all(&self.pool)
+                            .await
+                    }
+                    None => {
+                        Self::query(&self.sql.list)
+                            .bind(i64::from(limit))
+                            .fetch_all(&self.pool)
+                            .await
+                    }
                 }
                 .map_err(|e| self.fail_with(e))?;
                 rows.iter()
-                    .map(|row| $crate::operations::record(row).map(|(record, _, _)| record).map_err(|e| self.fail_with(e)))
+                    .map(|row| {
+                        $crate::operations::record(row)
+                            .map(|(record, _, _)| record)
+                            .map_err(|e| self.fail_with(e))
+                    })
                     .collect()
             }
 
             /// Counts per state and the oldest pending task's age.
             pub async fn stats(&self) -> Result<$crate::QueueStats, $crate::QueueError> {
                 let mut stats = $crate::QueueStats::default();
-                let rows = Self::query(&self.sql.counts).fetch_all(&self.pool).await.map_err(|e| self.fail_with(e))?;
+                let rows = Self::query(&self.sql.counts)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.fail_with(e))?;
                 for row in &rows {
-                    let state: String = sqlx::Row::try_get(row, 0).map_err(|e| self.fail_with(e))?;
+                    let state: String =
+                        sqlx::Row::try_get(row, 0).map_err(|e| self.fail_with(e))?;
                     let count: i64 = sqlx::Row::try_get(row, 1).map_err(|e| self.fail_with(e))?;
                     if let Some(state) = $crate::TaskState::from_name(&state) {
                         stats.add(state, u64::try_from(count).unwrap_or_default());
                     }
                 }
-                let row = Self::query(&self.sql.oldest).fetch_one(&self.pool).await.map_err(|e| self.fail_with(e))?;
-                stats.oldest_pending_ms = sqlx::Row::try_get::<Option<i64>, _>(&row, 0).map_err(|e| self.fail_with(e))?;
+                let row = Self::query(&self.sql.oldest)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| self.fail_with(e))?;
+                stats.oldest_pending_ms =
+                    sqlx::Row::try_get::<Option<i64>, _>(&row, 0).map_err(|e| self.fail_with(e))?;
                 Ok(stats)
             }
 
@@ -281,7 +368,10 @@ macro_rules! operations {
                     }
                     *last = Some(std::time::Instant::now());
                 }
-                Self::query(&self.sql.sweep).execute(&self.pool).await.map_err(|e| self.fail_with(e))?;
+                Self::query(&self.sql.sweep)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.fail_with(e))?;
                 Ok(())
             }
         }

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sqlx::ConnectOptions;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use crate::error::{QueueError, from_sqlx};
@@ -35,8 +37,20 @@ impl PgQueue {
     /// Connects to `url` and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Self, QueueError> {
         let masked = mask(url);
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|error| QueueError::InvalidUrl { url: masked.clone(), reason: error.to_string() })?;
+        let options = PgConnectOptions::from_str(url).map_err(|error| QueueError::InvalidUrl {
+            url: masked.clone(),
+            reason: error.to_string(),
+        })?;
+        // One direct connection first: a pool would retry a refused connection until its
+        // timeout and then report only that it timed out, hiding the reason.
+        let probe = tokio::time::timeout(Duration::from_secs(10), options.connect())
+            .await
+            .map_err(|_| QueueError::Unavailable {
+                url: masked.clone(),
+                reason: "no answer within 10 s".to_owned(),
+            })?
+            .map_err(|error| from_sqlx(&masked, error))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -64,7 +78,10 @@ impl PgQueue {
             .await
             .map_err(|e| self.fail_with(e))?;
         for statement in schema(Dialect::Postgres) {
-            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *transaction).await.map_err(|e| self.fail_with(e))?;
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut *transaction)
+                .await
+                .map_err(|e| self.fail_with(e))?;
         }
         sqlx::query("INSERT INTO af_meta (name, value) VALUES ('schema_version', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             .bind(SCHEMA_VERSION.to_string())
@@ -77,7 +94,10 @@ impl PgQueue {
     /// Announces new work to idle workers. A lost notification only delays pickup until the
     /// next wait times out, so failures here are ignored.
     async fn notify(&self) {
-        let _ = sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&self.pool).await;
+        let _ = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&self.pool)
+            .await;
     }
 
     /// Waits until new work is announced or `timeout` passes. The listening connection stays

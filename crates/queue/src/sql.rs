@@ -97,7 +97,8 @@ impl Statements {
     pub fn new(dialect: Dialect) -> Self {
         let now = dialect.now();
         let s = |text: String| -> Arc<str> { Arc::from(text.as_str()) };
-        let still_held = format!("lease_token = $1 AND state = 'leased' AND lease_expires_at > {now}");
+        let still_held =
+            format!("lease_token = $1 AND state = 'leased' AND lease_expires_at > {now}");
         Self {
             dialect,
             now: s(format!("SELECT {now}")),
@@ -135,10 +136,16 @@ impl Statements {
                  finished_at = {now}, updated_at = {now} WHERE id = $1 AND state IN ('pending', 'leased')"
             )),
             get: s(format!("SELECT {COLUMNS} FROM af_tasks WHERE id = $1")),
-            list: s(format!("SELECT {COLUMNS} FROM af_tasks ORDER BY seq DESC LIMIT $1")),
-            list_state: s(format!("SELECT {COLUMNS} FROM af_tasks WHERE state = $1 ORDER BY seq DESC LIMIT $2")),
+            list: s(format!(
+                "SELECT {COLUMNS} FROM af_tasks ORDER BY seq DESC LIMIT $1"
+            )),
+            list_state: s(format!(
+                "SELECT {COLUMNS} FROM af_tasks WHERE state = $1 ORDER BY seq DESC LIMIT $2"
+            )),
             counts: s("SELECT state, COUNT(*) FROM af_tasks GROUP BY state".to_owned()),
-            oldest: s(format!("SELECT {now} - MIN(created_at) FROM af_tasks WHERE state = 'pending'")),
+            oldest: s(format!(
+                "SELECT {now} - MIN(created_at) FROM af_tasks WHERE state = 'pending'"
+            )),
             sweep: s(format!(
                 "UPDATE af_tasks SET state = 'dead', error_kind = 'lease-expired', \
                  error = 'the lease expired on the last allowed attempt: the worker stopped or stalled', \
@@ -152,13 +159,18 @@ impl Statements {
     /// The lease statement excluding `excluded` providers: `$1` token prefix, `$2` worker,
     /// `$3` lease milliseconds, `$4` batch size, `$5...` needs patterns to avoid.
     pub fn lease(&self, excluded: usize) -> Arc<str> {
-        if excluded == 0 { self.lease_plain.clone() } else { Arc::from(Self::lease_sql(self.dialect, excluded).as_str()) }
+        if excluded == 0 {
+            self.lease_plain.clone()
+        } else {
+            Arc::from(Self::lease_sql(self.dialect, excluded).as_str())
+        }
     }
 
     fn lease_sql(dialect: Dialect, excluded: usize) -> String {
         let now = dialect.now();
-        let exclusions: String =
-            (0..excluded).map(|index| format!(" AND needs NOT LIKE ${} ESCAPE '\\'", index + 5)).collect();
+        let exclusions: String = (0..excluded)
+            .map(|index| format!(" AND needs NOT LIKE ${} ESCAPE '\\'", index + 5))
+            .collect();
         let candidates = format!(
             "SELECT seq FROM af_tasks \
              WHERE ((state = 'pending' AND available_at <= {now}) \
@@ -173,8 +185,11 @@ impl Statements {
                  WHERE seq IN ({candidates}) RETURNING {COLUMNS}"
             ),
             Dialect::Postgres => {
-                let columns: String =
-                    COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+                let columns: String = COLUMNS
+                    .split(", ")
+                    .map(|c| format!("t.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 format!(
                     "WITH picked AS ({candidates} FOR UPDATE SKIP LOCKED) \
                      UPDATE af_tasks t SET state = 'leased', attempts = t.attempts + 1, \

@@ -9,7 +9,9 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::error::{QueueError, from_sqlx};
 use crate::operations::operations;
@@ -33,7 +35,10 @@ impl SqliteQueue {
     pub async fn connect(url: &str) -> Result<Self, QueueError> {
         let masked = mask(url);
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|error| QueueError::InvalidUrl { url: masked.clone(), reason: error.to_string() })?
+            .map_err(|error| QueueError::InvalidUrl {
+                url: masked.clone(),
+                reason: error.to_string(),
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -46,7 +51,12 @@ impl SqliteQueue {
             .connect_with(options)
             .await
             .map_err(|error| from_sqlx(&masked, error))?;
-        let queue = Self { pool, url: masked, sql: Statements::new(Dialect::Sqlite), last_sweep: Mutex::new(None) };
+        let queue = Self {
+            pool,
+            url: masked,
+            sql: Statements::new(Dialect::Sqlite),
+            last_sweep: Mutex::new(None),
+        };
         queue.migrate().await?;
         Ok(queue)
     }
@@ -55,7 +65,10 @@ impl SqliteQueue {
     /// take turns.
     async fn migrate(&self) -> Result<(), QueueError> {
         let mut connection = self.pool.acquire().await.map_err(|e| self.fail_with(e))?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *connection).await.map_err(|e| self.fail_with(e))?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *connection)
+            .await
+            .map_err(|e| self.fail_with(e))?;
         let result = async {
             for statement in schema(Dialect::Sqlite) {
                 sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *connection).await?;
@@ -68,7 +81,9 @@ impl SqliteQueue {
         }
         .await;
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let ended = sqlx::query(sqlx::AssertSqlSafe(end)).execute(&mut *connection).await;
+        let ended = sqlx::query(sqlx::AssertSqlSafe(end))
+            .execute(&mut *connection)
+            .await;
         result.and(ended.map(|_| ())).map_err(|e| self.fail_with(e))
     }
 

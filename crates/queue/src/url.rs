@@ -20,7 +20,8 @@ pub fn backend(url: &str) -> Result<Backend, QueueError> {
     } else {
         Err(QueueError::InvalidUrl {
             url: mask(url),
-            reason: "use sqlite://PATH for one machine or postgres://USER@HOST/DB for many".to_owned(),
+            reason: "use sqlite://PATH for one machine or postgres://USER@HOST/DB for many"
+                .to_owned(),
         })
     }
 }
@@ -64,8 +65,14 @@ mod tests {
 
     #[test]
     fn passwords_are_masked_wherever_they_are() {
-        assert_eq!(mask("postgres://fleet:s3cret@db:5432/fleet"), "postgres://fleet:****@db:5432/fleet");
-        assert_eq!(mask("postgres://fleet@db/fleet?password=s3cret&sslmode=require"), "postgres://fleet@db/fleet?password=****&sslmode=require");
+        assert_eq!(
+            mask("postgres://fleet:s3cret@db:5432/fleet"),
+            "postgres://fleet:****@db:5432/fleet"
+        );
+        assert_eq!(
+            mask("postgres://fleet@db/fleet?password=s3cret&sslmode=require"),
+            "postgres://fleet@db/fleet?password=****&sslmode=require"
+        );
         assert_eq!(mask("sqlite://agentfleet.db"), "sqlite://agentfleet.db");
         assert_eq!(mask("postgresql://u:p%40ss@h/d"), "postgresql://u:****@h/d");
     }
@@ -75,6 +82,9 @@ mod tests {
         assert_eq!(backend("sqlite://x.db").unwrap(), Backend::Sqlite);
         assert_eq!(backend("postgresql://h/d").unwrap(), Backend::Postgres);
         let error = backend("mysql://u:secret@h/d").unwrap_err().to_string();
-        assert!(error.contains("mysql://u:****@h/d") && !error.contains("secret"), "{error}");
+        assert!(
+            error.contains("mysql://u:****@h/d") && !error.contains("secret"),
+            "{error}"
+        );
     }
 }

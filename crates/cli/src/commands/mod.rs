@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod check;
+mod queue;
 mod run;
 mod standin;
 
@@ -12,6 +13,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Submit(args) => queue::submit(&args),
+        Command::Results(args) => queue::results(&args),
+        Command::Cancel(args) => queue::cancel(&args),
+        Command::Queue(crate::cli::QueueCommand::Stats(args)) => queue::stats(&args),
         Command::Standin(args) => standin::run(&args),
     }
 }

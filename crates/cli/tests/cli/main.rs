@@ -13,6 +13,9 @@ mod check;
 /// `agentfleet run`: the embedded default, JSON results, failures and their exit codes.
 mod run;
 
+/// `agentfleet submit`, `results`, `cancel` and `queue stats`, on SQLite and PostgreSQL.
+mod queue;
+
 /// `agentfleet standin` as a process, and `check --probe` against it.
 mod probe;
 

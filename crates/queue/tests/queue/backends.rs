@@ -25,10 +25,18 @@ impl Drop for Guard {
             let schema = schema.clone();
             // Drop runs outside any runtime's async context on a thread of its own.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 runtime.block_on(async {
                     let pool = sqlx::PgPool::connect(POSTGRES).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&pool).await.ok()
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )))
+                    .execute(&pool)
+                    .await
+                    .ok()
                 })
             })
             .join();
@@ -40,7 +48,11 @@ pub async fn sqlite() -> TestQueue {
     let directory = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", directory.path().join("queue.db").display());
     let queue = Queue::connect(&url).await.unwrap();
-    TestQueue { queue, url, _guard: Guard::Directory(directory) }
+    TestQueue {
+        queue,
+        url,
+        _guard: Guard::Directory(directory),
+    }
 }
 
 /// A queue in a new schema, or `None` (with a loud message) when PostgreSQL is unreachable
@@ -52,16 +64,25 @@ pub async fn postgres() -> Option<TestQueue> {
             if ProcessEnv.get("CI").is_some() {
                 panic!("PostgreSQL at {POSTGRES} is unreachable and CI is set: {error}");
             }
-            eprintln!("\n*** SKIPPING a PostgreSQL test: {POSTGRES} is unreachable ({error}) ***\n");
+            eprintln!(
+                "\n*** SKIPPING a PostgreSQL test: {POSTGRES} is unreachable ({error}) ***\n"
+            );
             return None;
         }
     };
     let schema = format!("af_test_{}_{:x}", std::process::id(), fastrand::u64(..));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     let url = format!("{POSTGRES}?options=-csearch_path%3D{schema}");
     let queue = Queue::connect(&url).await.unwrap();
-    Some(TestQueue { queue, url, _guard: Guard::Schema(schema) })
+    Some(TestQueue {
+        queue,
+        url,
+        _guard: Guard::Schema(schema),
+    })
 }
 
 /// `sqlite()` in the shape the conformance suite opens backends with.

@@ -21,7 +21,9 @@ struct Proxy {
 
 impl Proxy {
     async fn start(address: Option<SocketAddr>) -> Self {
-        let listener = TcpListener::bind(address.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap())).await.unwrap();
+        let listener = TcpListener::bind(address.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
         let address = listener.local_addr().unwrap();
         let connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let tracked = connections.clone();
@@ -35,7 +37,11 @@ impl Proxy {
                 tracked.lock().unwrap().push(forward);
             }
         });
-        Self { address, task: Some(task), connections }
+        Self {
+            address,
+            task: Some(task),
+            connections,
+        }
     }
 
     /// Stops listening and cuts every open connection.
@@ -51,12 +57,25 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_going_away_is_a_clear_error_and_coming_back_loses_nothing() {
-    let Some(opened) = postgres().await else { return };
+    let Some(opened) = postgres().await else {
+        return;
+    };
     let mut proxy = Proxy::start(None).await;
-    let schema_options = opened.url.split_once('?').map(|(_, query)| query.to_owned()).unwrap();
-    let url = format!("postgres://postgres:hunter2@{}/test?{schema_options}", proxy.address);
+    let schema_options = opened
+        .url
+        .split_once('?')
+        .map(|(_, query)| query.to_owned())
+        .unwrap();
+    let url = format!(
+        "postgres://postgres:hunter2@{}/test?{schema_options}",
+        proxy.address
+    );
     let queue = Queue::connect(&url).await.unwrap();
-    let id = queue.submit(NewTask::new("keep me", Target::Agent("a".into()))).await.unwrap().id;
+    let id = queue
+        .submit(NewTask::new("keep me", Target::Agent("a".into())))
+        .await
+        .unwrap()
+        .id;
 
     proxy.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -64,7 +83,10 @@ async fn postgres_going_away_is_a_clear_error_and_coming_back_loses_nothing() {
     assert!(matches!(error, QueueError::Unavailable { .. }), "{error}");
     assert!(error.is_transient());
     let message = error.to_string();
-    assert!(message.contains(&format!("postgres://postgres:****@{}", proxy.address)), "{message}");
+    assert!(
+        message.contains(&format!("postgres://postgres:****@{}", proxy.address)),
+        "{message}"
+    );
     assert!(!message.contains("hunter2"), "{message}");
 
     let address = proxy.address;
