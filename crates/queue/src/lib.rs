@@ -104,6 +104,15 @@ impl Queue {
         delegate!(self, queue => queue.ack(lease, output).await)
     }
 
+    /// Records many held tasks' results with one commit. Each result is what `ack` would say
+    /// for that lease.
+    pub async fn ack_many(
+        &self,
+        acks: &[(&Lease, &str)],
+    ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+        delegate!(self, queue => queue.ack_many(acks).await)
+    }
+
     /// Records a failed attempt; returns the task's new state.
     pub async fn fail(
         &self,

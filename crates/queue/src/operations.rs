@@ -74,9 +74,9 @@ macro_rules! operations {
                 sqlx::Row::try_get::<i64, _>(&row, 0).map_err(|e| self.fail_with(e))
             }
 
-            /// Submits tasks in one transaction; a task whose idempotency key exists is not
-            /// submitted again, and its existing id is returned.
-            pub async fn submit_many(
+            /// Submits tasks one statement each, in one transaction; a task whose idempotency key
+            /// exists is not submitted again, and its existing id is returned.
+            async fn submit_each(
                 &self,
                 tasks: &[$crate::NewTask],
             ) -> Result<Vec<$crate::Submitted>, $crate::QueueError> {

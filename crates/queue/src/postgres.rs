@@ -21,7 +21,7 @@ use crate::url::mask;
 const CHANNEL: &str = "af_tasks";
 
 /// The advisory lock that serializes schema changes between processes.
-const MIGRATION_LOCK: i64 = 0x6166_7175_6575_65; // "afqueue"
+const MIGRATION_LOCK: i64 = 0x0061_6671_7565_7565; // "afqueue" in ASCII
 
 /// A queue in a PostgreSQL database.
 #[derive(Debug)]
@@ -91,6 +91,80 @@ impl PgQueue {
         transaction.commit().await.map_err(|e| self.fail_with(e))
     }
 
+    /// Submits tasks in one statement, in order; a task whose idempotency key exists is not
+    /// submitted again, and its existing id is returned.
+    pub async fn submit_many(
+        &self,
+        tasks: &[crate::NewTask],
+    ) -> Result<Vec<crate::Submitted>, QueueError> {
+        // A key repeated within one call resolves to its first task: the one-by-one path does it.
+        let mut keys = std::collections::HashSet::new();
+        if tasks
+            .iter()
+            .filter_map(|t| t.idempotency_key.as_ref())
+            .any(|key| !keys.insert(key))
+        {
+            return self.submit_each(tasks).await;
+        }
+        let ids: Vec<String> = tasks
+            .iter()
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        let column = |f: &dyn Fn(&crate::NewTask) -> String| -> Vec<String> {
+            tasks.iter().map(f).collect()
+        };
+        let mut transaction = self.pool.begin().await.map_err(|e| self.fail_with(e))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(self.sql.submit_many.clone()))
+            .bind(ids.clone())
+            .bind(
+                tasks
+                    .iter()
+                    .map(|t| t.idempotency_key.clone())
+                    .collect::<Vec<Option<String>>>(),
+            )
+            .bind(column(&|t| t.target.kind().to_owned()))
+            .bind(column(&|t| t.target.name().to_owned()))
+            .bind(column(&|t| t.task.clone()))
+            .bind(column(&|t| t.metadata.to_string()))
+            .bind(column(&|t| crate::model::encode_needs(&t.needs)))
+            .bind(
+                tasks
+                    .iter()
+                    .map(|t| i64::from(t.priority))
+                    .collect::<Vec<i64>>(),
+            )
+            .bind(
+                tasks
+                    .iter()
+                    .map(|t| i64::from(t.max_attempts.max(1)))
+                    .collect::<Vec<i64>>(),
+            )
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(|e| self.fail_with(e))?;
+        let inserted: std::collections::HashSet<String> = rows
+            .iter()
+            .filter_map(|row| sqlx::Row::try_get::<String, _>(row, 0).ok())
+            .collect();
+        let mut submitted = Vec::with_capacity(tasks.len());
+        for (task, id) in tasks.iter().zip(ids) {
+            if inserted.contains(&id) {
+                submitted.push(crate::Submitted { id, created: true });
+                continue;
+            }
+            let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.find_by_key.clone()))
+                .bind(task.idempotency_key.clone())
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(|e| self.fail_with(e))?;
+            let id = sqlx::Row::try_get::<String, _>(&row, 0).map_err(|e| self.fail_with(e))?;
+            submitted.push(crate::Submitted { id, created: false });
+        }
+        transaction.commit().await.map_err(|e| self.fail_with(e))?;
+        self.notify().await;
+        Ok(submitted)
+    }
+
     /// Announces new work to idle workers. A lost notification only delays pickup until the
     /// next wait times out, so failures here are ignored.
     async fn notify(&self) {
@@ -127,6 +201,41 @@ impl PgQueue {
             // The connection dropped: start over next time.
             Ok(Ok(None)) | Ok(Err(_)) => *listener = None,
         }
+    }
+
+    /// Records many results in one statement: one commit for all of them. Each result is
+    /// `Err(LeaseLost)` for a lease no longer held, as `ack` would say.
+    pub async fn ack_many(
+        &self,
+        acks: &[(&crate::Lease, &str)],
+    ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+        let tokens: Vec<String> = acks.iter().map(|(lease, _)| lease.token.clone()).collect();
+        let outputs: Vec<String> = acks
+            .iter()
+            .map(|(_, output)| (*output).to_owned())
+            .collect();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(self.sql.ack_many.clone()))
+            .bind(tokens)
+            .bind(outputs)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.fail_with(e))?;
+        let acked: std::collections::HashSet<String> = rows
+            .iter()
+            .filter_map(|row| sqlx::Row::try_get::<String, _>(row, 0).ok())
+            .collect();
+        Ok(acks
+            .iter()
+            .map(|(lease, _)| {
+                if acked.contains(&lease.token) {
+                    Ok(())
+                } else {
+                    Err(QueueError::LeaseLost {
+                        task: lease.record.id.clone(),
+                    })
+                }
+            })
+            .collect())
     }
 
     /// Closes the pool.

@@ -90,6 +90,10 @@ pub(crate) struct Statements {
     pub counts: Arc<str>,
     pub oldest: Arc<str>,
     pub sweep: Arc<str>,
+    /// PostgreSQL only: many submissions in one statement, as arrays in submission order.
+    pub submit_many: Arc<str>,
+    /// PostgreSQL only: many acks in one statement (`$1` tokens, `$2` outputs, as arrays).
+    pub ack_many: Arc<str>,
     lease_plain: Arc<str>,
 }
 
@@ -151,6 +155,23 @@ impl Statements {
                  error = 'the lease expired on the last allowed attempt: the worker stopped or stalled', \
                  lease_token = NULL, lease_expires_at = NULL, finished_at = {now}, updated_at = {now} \
                  WHERE state = 'leased' AND lease_expires_at <= {now} AND attempts >= max_attempts"
+            )),
+            submit_many: s(format!(
+                "INSERT INTO af_tasks (id, idempotency_key, target_kind, target, task, metadata, needs, priority, \
+                 state, attempts, max_attempts, available_at, created_at, updated_at) \
+                 SELECT id, key, kind, target, task, metadata, needs, priority, 'pending', 0, max_attempts, {now}, {now}, {now} \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                             $8::bigint[], $9::bigint[]) WITH ORDINALITY \
+                      AS v(id, key, kind, target, task, metadata, needs, priority, max_attempts, position) \
+                 ORDER BY position \
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+            )),
+            ack_many: s(format!(
+                "UPDATE af_tasks t SET state = 'done', output = v.output, error_kind = NULL, error = NULL, \
+                 lease_token = NULL, lease_expires_at = NULL, finished_at = {now}, updated_at = {now} \
+                 FROM (SELECT unnest($1::text[]) AS token, unnest($2::text[]) AS output) v \
+                 WHERE t.lease_token = v.token AND t.state = 'leased' AND t.lease_expires_at > {now} \
+                 RETURNING v.token"
             )),
             lease_plain: s(Self::lease_sql(dialect, 0)),
         }

@@ -19,7 +19,7 @@ use crate::sql::{Dialect, SCHEMA_VERSION, Statements, schema};
 use crate::url::mask;
 
 /// How often an idle worker looks again.
-const POLL: Duration = Duration::from_millis(25);
+const POLL: Duration = Duration::from_millis(10);
 
 /// A queue in a SQLite file.
 #[derive(Debug)]
@@ -87,12 +87,48 @@ impl SqliteQueue {
         result.and(ended.map(|_| ())).map_err(|e| self.fail_with(e))
     }
 
+    /// Submits tasks in one transaction; a task whose idempotency key exists is not submitted
+    /// again, and its existing id is returned.
+    pub async fn submit_many(
+        &self,
+        tasks: &[crate::NewTask],
+    ) -> Result<Vec<crate::Submitted>, QueueError> {
+        self.submit_each(tasks).await
+    }
+
     /// Nothing to do: other processes find new work by polling.
     async fn notify(&self) {}
 
     /// Waits a little before an idle worker leases again.
     pub async fn wait_for_work(&self, timeout: Duration) {
         tokio::time::sleep(timeout.min(POLL)).await;
+    }
+
+    /// Records many results in one transaction: one commit for all of them. Each result is
+    /// `Err(LeaseLost)` for a lease no longer held, as `ack` would say.
+    pub async fn ack_many(
+        &self,
+        acks: &[(&crate::Lease, &str)],
+    ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
+        let mut transaction = self.pool.begin().await.map_err(|e| self.fail_with(e))?;
+        let mut results = Vec::with_capacity(acks.len());
+        for (lease, output) in acks {
+            let done = sqlx::query(sqlx::AssertSqlSafe(self.sql.ack.clone()))
+                .bind(lease.token.clone())
+                .bind((*output).to_owned())
+                .execute(&mut *transaction)
+                .await
+                .map_err(|e| self.fail_with(e))?;
+            results.push(if done.rows_affected() == 1 {
+                Ok(())
+            } else {
+                Err(QueueError::LeaseLost {
+                    task: lease.record.id.clone(),
+                })
+            });
+        }
+        transaction.commit().await.map_err(|e| self.fail_with(e))?;
+        Ok(results)
     }
 
     /// Closes the pool.

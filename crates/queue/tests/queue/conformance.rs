@@ -86,6 +86,55 @@ pub async fn submit_lease_ack(queue: &Queue) {
     );
 }
 
+pub async fn many_acks_commit_together_and_refuse_lost_leases(queue: &Queue) {
+    queue
+        .submit_many(&[task("1"), task("2"), task("3")])
+        .await
+        .unwrap();
+    let leases = queue.lease(WORKER, LONG, 3, &all()).await.unwrap();
+    queue.cancel(&leases[1].record.id).await.unwrap();
+    let results = queue
+        .ack_many(&[
+            (&leases[0], "one"),
+            (&leases[1], "two"),
+            (&leases[2], "three"),
+        ])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(
+        matches!(results[1], Err(QueueError::LeaseLost { .. })),
+        "a cancelled task's lease is gone"
+    );
+    assert_eq!(
+        queue
+            .get(&leases[2].record.id)
+            .await
+            .unwrap()
+            .output
+            .as_deref(),
+        Some("three")
+    );
+    assert_eq!(
+        queue.get(&leases[1].record.id).await.unwrap().state,
+        TaskState::Cancelled
+    );
+    let again = queue.ack_many(&[(&leases[0], "again")]).await.unwrap();
+    assert!(
+        matches!(again[0], Err(QueueError::LeaseLost { .. })),
+        "one result, once"
+    );
+    assert_eq!(
+        queue
+            .get(&leases[0].record.id)
+            .await
+            .unwrap()
+            .output
+            .as_deref(),
+        Some("one")
+    );
+}
+
 pub async fn submit_is_idempotent_by_key(queue: &Queue) {
     let mut keyed = task("once");
     keyed.idempotency_key = Some("order-42".into());
@@ -98,7 +147,23 @@ pub async fn submit_is_idempotent_by_key(queue: &Queue) {
         .await
         .unwrap();
     assert_ne!(batch[0].id, batch[1].id, "tasks without keys are distinct");
-    assert_eq!(queue.stats().await.unwrap().pending, 3);
+    let mut repeated = task("twice in one batch");
+    repeated.idempotency_key = Some("batch-key".into());
+    let mut existing = task("once");
+    existing.idempotency_key = Some("order-42".into());
+    let mixed = queue
+        .submit_many(&[repeated.clone(), existing, repeated])
+        .await
+        .unwrap();
+    assert!(
+        mixed[0].created && !mixed[1].created && !mixed[2].created,
+        "{mixed:?}"
+    );
+    assert_eq!(
+        (mixed[0].id.as_str(), mixed[1].id.as_str()),
+        (mixed[2].id.as_str(), first.id.as_str())
+    );
+    assert_eq!(queue.stats().await.unwrap().pending, 4);
 }
 
 pub async fn priority_first_then_first_in_first_out(queue: &Queue) {
@@ -493,6 +558,7 @@ macro_rules! for_every_rule {
         conformance!(
             $backend, $open;
             submit_lease_ack,
+            many_acks_commit_together_and_refuse_lost_leases,
             submit_is_idempotent_by_key,
             priority_first_then_first_in_first_out,
             an_expired_lease_frees_the_task_and_refuses_the_late_ack,
