@@ -24,6 +24,6 @@ pub use error::{AgentError, RunFailure};
 pub use message::{
     EventSink, MessageKind, RunEvent, TaskMessage, TaskResult, ToolResult, no_events,
 };
-pub use runtime::{Runtime, RuntimeError, Target};
+pub use runtime::{ProviderCredential, Runtime, RuntimeError, Target};
 pub use team::{Speakers, Team, Termination};
 pub use tool::{CommandTool, FunctionTool, Tool, function};

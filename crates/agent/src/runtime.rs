@@ -78,25 +78,50 @@ fn list(names: &[String]) -> String {
     }
 }
 
+/// One provider's credential as the runtime's client holds it.
+#[derive(Clone, Debug)]
+pub struct ProviderCredential {
+    /// The provider.
+    pub provider: String,
+    /// Where the credential was read from (`env:NAME`, `file:PATH`, `generated`, ...).
+    pub source: String,
+    /// The key, swappable by rotation; `None` for a keyless provider or a token source.
+    pub live: Option<Arc<LiveCredential>>,
+    /// The token source, for an Azure provider with `entra_token`.
+    pub token: Option<Arc<agentfleet_config::TokenSource>>,
+}
+
+impl ProviderCredential {
+    /// The fingerprint and generation of what is sent now, if anything is.
+    pub fn current(&self) -> Option<agentfleet_config::CurrentKey> {
+        self.live
+            .as_ref()
+            .map(|live| live.current())
+            .or_else(|| self.token.as_ref().and_then(|token| token.current()))
+    }
+}
+
 /// Agents and teams ready to run, with the stand-ins they talk to.
 #[derive(Debug)]
 pub struct Runtime {
     agents: Vec<AssistantAgent>,
     teams: Vec<Team>,
+    credentials: Vec<ProviderCredential>,
+    clients: Vec<(String, Arc<dyn ModelClient>)>,
     /// Kept alive as long as the runtime: dropping one stops it.
     _standins: Vec<Standin>,
 }
 
 impl Runtime {
     /// Checks and builds what `target` needs. `env` is this process's environment (tools get
-    /// their allowed variables from it); `extra_tools` are Rust tools agents may use by name.
+    /// their allowed variables from it).
     pub async fn build(
         config: &Config,
         env: &dyn Environment,
         target: Target<'_>,
         options: ClientOptions,
     ) -> Result<Self, RuntimeError> {
-        let agent_names: Vec<&str> = match target {
+        let (agent_names, team_names): (Vec<&str>, Vec<&str>) = match target {
             Target::Agent(name) => {
                 let agent = config
                     .agent(name)
@@ -104,46 +129,84 @@ impl Runtime {
                         name: name.to_owned(),
                         defined: config.agents.iter().map(|a| a.name.clone()).collect(),
                     })?;
-                vec![agent.name.as_str()]
+                (vec![agent.name.as_str()], Vec::new())
             }
             Target::Team(name) => {
                 let team = config.team(name).ok_or_else(|| RuntimeError::UnknownTeam {
                     name: name.to_owned(),
                     defined: config.teams.iter().map(|t| t.name.clone()).collect(),
                 })?;
-                team.members.iter().map(String::as_str).collect()
+                (
+                    team.members.iter().map(String::as_str).collect(),
+                    vec![team.name.as_str()],
+                )
             }
         };
-        let mut provider_names: Vec<&str> = agent_names
+        Self::build_targets(config, env, &agent_names, &team_names, options).await
+    }
+
+    /// Checks and builds every agent and team of the config: what a worker serves.
+    pub async fn build_all(
+        config: &Config,
+        env: &dyn Environment,
+        options: ClientOptions,
+    ) -> Result<Self, RuntimeError> {
+        let mut agent_names: Vec<&str> = config
+            .agents
+            .iter()
+            .map(|agent| agent.name.as_str())
+            .collect();
+        agent_names.sort_unstable();
+        agent_names.dedup();
+        let team_names: Vec<&str> = config.teams.iter().map(|team| team.name.as_str()).collect();
+        Self::build_targets(config, env, &agent_names, &team_names, options).await
+    }
+
+    /// The providers `agent_names` and the teams' selectors need, in config order.
+    fn providers_for<'c>(
+        config: &'c Config,
+        agent_names: &[&str],
+        team_names: &[&str],
+    ) -> Vec<&'c agentfleet_config::Provider> {
+        let mut names: Vec<&str> = agent_names
             .iter()
             .filter_map(|name| config.agent(name))
             .map(|agent| agent.provider.as_str())
             .collect();
-        if let Target::Team(name) = target
-            && let Some(selector) = config
-                .team(name)
-                .and_then(|team| team.selector_provider.as_deref())
-        {
-            provider_names.push(selector);
-        }
-        provider_names.sort_by_key(|name| config.providers.iter().position(|p| p.name == *name));
-        provider_names.dedup();
-
-        let checks: Vec<(&agentfleet_config::Provider, ProviderCheck)> = provider_names
+        names.extend(
+            team_names
+                .iter()
+                .filter_map(|name| config.team(name))
+                .filter_map(|team| team.selector_provider.as_deref()),
+        );
+        config
+            .providers
             .iter()
-            .filter_map(|name| config.provider(name))
-            .map(|provider| {
-                (
-                    provider,
-                    agentfleet_config::check_provider(config, provider, env),
-                )
-            })
-            .collect();
+            .filter(|provider| names.contains(&provider.name.as_str()))
+            .collect()
+    }
+
+    async fn build_targets(
+        config: &Config,
+        env: &dyn Environment,
+        agent_names: &[&str],
+        team_names: &[&str],
+        options: ClientOptions,
+    ) -> Result<Self, RuntimeError> {
+        let checks: Vec<(&agentfleet_config::Provider, ProviderCheck)> =
+            Self::providers_for(config, agent_names, team_names)
+                .into_iter()
+                .map(|provider| {
+                    (
+                        provider,
+                        agentfleet_config::check_provider(config, provider, env),
+                    )
+                })
+                .collect();
         let unusable: Vec<ProviderCheck> = checks
             .iter()
             .filter(|(_, c)| !c.is_usable())
-            .map(|(_, c)| c)
-            .cloned()
+            .map(|(_, c)| c.clone())
             .collect();
         if !unusable.is_empty() {
             return Err(RuntimeError::Credentials { unusable });
@@ -151,6 +214,7 @@ impl Runtime {
 
         let mut standins = Vec::new();
         let mut clients: Vec<(String, Arc<dyn ModelClient>)> = Vec::new();
+        let mut credentials = Vec::new();
         for (provider, check) in &checks {
             let spec = if provider.kind == ProviderKind::Standin && check.url.is_none() {
                 let (standin, spec) = start_standin(config, provider).await?;
@@ -159,6 +223,12 @@ impl Runtime {
             } else {
                 ClientSpec::from_check(provider, check)?
             };
+            credentials.push(ProviderCredential {
+                provider: provider.name.clone(),
+                source: check.source.clone(),
+                live: spec.credential.clone(),
+                token: spec.token.clone(),
+            });
             clients.push((
                 provider.name.clone(),
                 agentfleet_client::build(spec, options.clone())?,
@@ -172,10 +242,7 @@ impl Runtime {
         };
 
         let mut agents = Vec::new();
-        for name in &agent_names {
-            let Some(spec) = config.agent(name) else {
-                continue;
-            };
+        for spec in agent_names.iter().filter_map(|name| config.agent(name)) {
             let Some(model) = client(&spec.provider) else {
                 continue;
             };
@@ -196,9 +263,7 @@ impl Runtime {
         }
 
         let mut teams = Vec::new();
-        if let Target::Team(name) = target
-            && let Some(spec) = config.team(name)
-        {
+        for spec in team_names.iter().filter_map(|name| config.team(name)) {
             let members: Vec<AssistantAgent> = spec
                 .members
                 .iter()
@@ -227,8 +292,23 @@ impl Runtime {
         Ok(Self {
             agents,
             teams,
+            credentials,
+            clients,
             _standins: standins,
         })
+    }
+
+    /// The credential each provider's client sends, with where it came from.
+    pub fn credentials(&self) -> &[ProviderCredential] {
+        &self.credentials
+    }
+
+    /// The client of one provider, for a probe.
+    pub fn client(&self, provider: &str) -> Option<Arc<dyn ModelClient>> {
+        self.clients
+            .iter()
+            .find(|(name, _)| name == provider)
+            .map(|(_, client)| client.clone())
     }
 
     /// An agent that was built.
@@ -241,7 +321,7 @@ impl Runtime {
         self.teams.iter().find(|team| team.name() == name)
     }
 
-    /// Runs `task` on `target`, which must be what the runtime was built for.
+    /// Runs `task` on `target`, which must be among what the runtime was built for.
     pub async fn run(
         &self,
         target: Target<'_>,

@@ -33,6 +33,16 @@ pub enum Command {
     /// Look at the queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Run one worker: check credentials, register, then lease and run tasks until SIGTERM.
+    ///
+    /// Exits 78 (77 for a refused probe) without taking a task when a credential it needs is
+    /// unusable.
+    Worker(WorkerArgs),
+    /// Run a fleet of workers on this machine until stopped (or, with --until-empty, until the
+    /// queue is empty).
+    Up(UpArgs),
+    /// Show the queue, the workers, their credentials' fingerprints, and drift between them.
+    Status(StatusArgs),
     /// Serve a local stand-in for OpenAI, Azure OpenAI and Anthropic.
     ///
     /// It speaks their wire formats (JSON and SSE, tool calls) and enforces their auth with
@@ -180,6 +190,51 @@ pub struct StatsArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
     /// Print JSON instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Tasks at once [default: [fleet] concurrency].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// The worker's name [default: HOST-PID].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Make one authenticated call per provider before taking work [default: [fleet] probe].
+    #[arg(long)]
+    pub probe: bool,
+    /// Read credentials handed over by `agentfleet up` from standard input.
+    #[arg(long, hide = true)]
+    pub from_supervisor: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Worker processes [default: [fleet] workers].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Tasks per worker at once [default: [fleet] concurrency].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Stop once no task is pending or running.
+    #[arg(long)]
+    pub until_empty: bool,
+    /// Submit the tasks in this JSON Lines file first.
+    #[arg(long, value_name = "FILE")]
+    pub tasks: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }

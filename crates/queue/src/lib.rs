@@ -25,7 +25,8 @@ use std::time::Duration;
 
 pub use error::QueueError;
 pub use model::{
-    Lease, LeaseFilter, NewTask, QueueStats, RetryBackoff, Submitted, Target, TaskRecord, TaskState,
+    Lease, LeaseFilter, NewTask, QueueStats, RetryBackoff, Submitted, Target, TaskRecord,
+    TaskState, WorkerRecord, WorkerReport,
 };
 pub use postgres::PgQueue;
 pub use sqlite::SqliteQueue;
@@ -152,6 +153,21 @@ impl Queue {
     /// Counts per state.
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
         delegate!(self, queue => queue.stats().await)
+    }
+
+    /// Registers a worker, or records its heartbeat.
+    pub async fn report_worker(&self, report: &WorkerReport) -> Result<(), QueueError> {
+        delegate!(self, queue => queue.report_worker(report).await)
+    }
+
+    /// Removes a worker that stopped cleanly.
+    pub async fn deregister_worker(&self, name: &str) -> Result<(), QueueError> {
+        delegate!(self, queue => queue.deregister_worker(name).await)
+    }
+
+    /// Every registered worker, with `gone` marked.
+    pub async fn workers(&self) -> Result<Vec<WorkerRecord>, QueueError> {
+        delegate!(self, queue => queue.workers().await)
     }
 
     /// Waits for new work (PostgreSQL: a notification; SQLite: a short poll) or `timeout`.

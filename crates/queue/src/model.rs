@@ -299,3 +299,42 @@ pub(crate) fn millis(duration: Duration) -> i64 {
         .unwrap_or(i64::MAX)
         .max(1)
 }
+
+/// A worker as it reports itself in the registry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    /// Unique within the fleet.
+    pub name: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// How often it heartbeats; three missed beats make it `gone`.
+    pub heartbeat_ms: i64,
+    /// `starting`, `healthy`, `quarantined` or `draining`, as the worker says.
+    pub state: String,
+    /// Why it is not healthy.
+    pub reason: Option<String>,
+    /// Tasks it is running now.
+    pub in_flight: u64,
+    /// Tasks it finished.
+    pub done: u64,
+    /// Task attempts that failed on it.
+    pub failed: u64,
+    /// Per provider: source, fingerprint and generation of the credential it holds.
+    pub credentials: serde_json::Value,
+}
+
+/// A worker as the registry shows it, with `gone` decided by the database's clock.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkerRecord {
+    /// What it last reported.
+    #[serde(flatten)]
+    pub report: WorkerReport,
+    /// When it registered (ms since the epoch, database clock).
+    pub started_at: i64,
+    /// Its last heartbeat.
+    pub last_heartbeat: i64,
+    /// Whether it missed three heartbeats: it vanished without deregistering.
+    pub gone: bool,
+}

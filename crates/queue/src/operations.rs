@@ -358,6 +358,76 @@ macro_rules! operations {
                 Ok(stats)
             }
 
+            /// Registers a worker, or records its heartbeat with what it reports now.
+            pub async fn report_worker(
+                &self,
+                report: &$crate::WorkerReport,
+            ) -> Result<(), $crate::QueueError> {
+                Self::query(&self.sql.upsert_worker)
+                    .bind(report.name.clone())
+                    .bind(report.host.clone())
+                    .bind(i64::from(report.pid))
+                    .bind(report.heartbeat_ms)
+                    .bind(report.state.clone())
+                    .bind(report.reason.clone())
+                    .bind(i64::try_from(report.in_flight).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(report.done).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(report.failed).unwrap_or(i64::MAX))
+                    .bind(report.credentials.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.fail_with(e))?;
+                Ok(())
+            }
+
+            /// Removes a worker that stopped cleanly.
+            pub async fn deregister_worker(&self, name: &str) -> Result<(), $crate::QueueError> {
+                Self::query(&self.sql.delete_worker)
+                    .bind(name.to_owned())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.fail_with(e))?;
+                Ok(())
+            }
+
+            /// Every registered worker; those that missed three heartbeats are marked gone.
+            pub async fn workers(&self) -> Result<Vec<$crate::WorkerRecord>, $crate::QueueError> {
+                let rows = Self::query(&self.sql.workers)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.fail_with(e))?;
+                let mut workers = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let number = |index: usize| sqlx::Row::try_get::<i64, _>(row, index);
+                    let text = |index: usize| sqlx::Row::try_get::<String, _>(row, index);
+                    let decode = || -> Result<$crate::WorkerRecord, sqlx::Error> {
+                        let heartbeat_ms = number(5)?;
+                        let last_heartbeat = number(4)?;
+                        let now = number(12)?;
+                        Ok($crate::WorkerRecord {
+                            report: $crate::WorkerReport {
+                                name: text(0)?,
+                                host: text(1)?,
+                                pid: u32::try_from(number(2)?).unwrap_or_default(),
+                                heartbeat_ms,
+                                state: text(6)?,
+                                reason: sqlx::Row::try_get::<Option<String>, _>(row, 7)?,
+                                in_flight: u64::try_from(number(8)?).unwrap_or_default(),
+                                done: u64::try_from(number(9)?).unwrap_or_default(),
+                                failed: u64::try_from(number(10)?).unwrap_or_default(),
+                                credentials: serde_json::from_str(&text(11)?)
+                                    .unwrap_or(serde_json::Value::Null),
+                            },
+                            started_at: number(3)?,
+                            last_heartbeat,
+                            gone: now - last_heartbeat > 3 * heartbeat_ms.max(1),
+                        })
+                    };
+                    workers.push(decode().map_err(|e| self.fail_with(e))?);
+                }
+                Ok(workers)
+            }
+
             /// Dead-letters tasks whose lease expired on their last attempt, at most once a
             /// second per queue handle.
             async fn sweep_if_due(&self) -> Result<(), $crate::QueueError> {

@@ -66,11 +66,27 @@ pub(crate) fn schema(dialect: Dialect) -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS af_tasks_ready ON af_tasks (priority DESC, seq) WHERE state IN ('pending', 'leased')"
             .to_owned(),
         "CREATE INDEX IF NOT EXISTS af_tasks_state ON af_tasks (state)".to_owned(),
+        format!(
+            "CREATE TABLE IF NOT EXISTS af_workers (
+                name TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                pid {integer} NOT NULL,
+                started_at {integer} NOT NULL,
+                last_heartbeat {integer} NOT NULL,
+                heartbeat_ms {integer} NOT NULL,
+                state TEXT NOT NULL,
+                reason TEXT,
+                in_flight {integer} NOT NULL,
+                done {integer} NOT NULL,
+                failed {integer} NOT NULL,
+                credentials TEXT NOT NULL
+            )"
+        ),
     ]
 }
 
 /// The schema version this code writes.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Every statement, built once per queue.
 #[derive(Debug)]
@@ -90,6 +106,12 @@ pub(crate) struct Statements {
     pub counts: Arc<str>,
     pub oldest: Arc<str>,
     pub sweep: Arc<str>,
+    /// Registers a worker or records its heartbeat.
+    pub upsert_worker: Arc<str>,
+    /// Removes a worker that stopped cleanly.
+    pub delete_worker: Arc<str>,
+    /// Every registered worker, with the database's clock.
+    pub workers: Arc<str>,
     /// PostgreSQL only: many submissions in one statement, as arrays in submission order.
     pub submit_many: Arc<str>,
     /// PostgreSQL only: many acks in one statement (`$1` tokens, `$2` outputs, as arrays).
@@ -155,6 +177,20 @@ impl Statements {
                  error = 'the lease expired on the last allowed attempt: the worker stopped or stalled', \
                  lease_token = NULL, lease_expires_at = NULL, finished_at = {now}, updated_at = {now} \
                  WHERE state = 'leased' AND lease_expires_at <= {now} AND attempts >= max_attempts"
+            )),
+            upsert_worker: s(format!(
+                "INSERT INTO af_workers (name, host, pid, started_at, last_heartbeat, heartbeat_ms, state, reason, \
+                 in_flight, done, failed, credentials) \
+                 VALUES ($1, $2, $3, {now}, {now}, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, \
+                 last_heartbeat = excluded.last_heartbeat, heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, \
+                 reason = excluded.reason, in_flight = excluded.in_flight, done = excluded.done, \
+                 failed = excluded.failed, credentials = excluded.credentials"
+            )),
+            delete_worker: s("DELETE FROM af_workers WHERE name = $1".to_owned()),
+            workers: s(format!(
+                "SELECT name, host, pid, started_at, last_heartbeat, heartbeat_ms, state, reason, in_flight, done, failed, \
+                 credentials, {now} FROM af_workers ORDER BY name"
             )),
             submit_many: s(format!(
                 "INSERT INTO af_tasks (id, idempotency_key, target_kind, target, task, metadata, needs, priority, \

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod check;
+mod fleet;
 mod queue;
 mod run;
 mod standin;
@@ -14,6 +15,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Check(args) => check::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Submit(args) => queue::submit(&args),
+        Command::Worker(args) => fleet::worker(&args),
+        Command::Up(args) => fleet::up(&args),
+        Command::Status(args) => fleet::status(&args),
         Command::Results(args) => queue::results(&args),
         Command::Cancel(args) => queue::cancel(&args),
         Command::Queue(crate::cli::QueueCommand::Stats(args)) => queue::stats(&args),

@@ -13,7 +13,11 @@ use crate::commands::check::print_config_error;
 use crate::exit::Exit;
 
 /// The config, if one can be found; `Err` carries the exit code after the error was printed.
-fn load_config(args: &QueueArgs, required: bool, json: bool) -> Result<Option<Config>, Exit> {
+pub(crate) fn load_config(
+    args: &QueueArgs,
+    required: bool,
+    json: bool,
+) -> Result<Option<Config>, Exit> {
     let located = match config::locate(args.config.config.as_deref(), &ProcessEnv) {
         Ok(located) => located,
         Err(ConfigError::NotFound) if !required => return Ok(None),
@@ -32,7 +36,7 @@ fn load_config(args: &QueueArgs, required: bool, json: bool) -> Result<Option<Co
 }
 
 /// Connects to the queue the arguments and config name.
-async fn open(args: &QueueArgs, config: Option<&Config>) -> Result<Queue, Exit> {
+pub(crate) async fn open(args: &QueueArgs, config: Option<&Config>) -> Result<Queue, Exit> {
     let url = match config::queue_url(config, args.queue_url.as_deref(), &ProcessEnv) {
         Ok(url) => url,
         Err(message) => {
@@ -46,7 +50,7 @@ async fn open(args: &QueueArgs, config: Option<&Config>) -> Result<Queue, Exit> 
     })
 }
 
-fn queue_exit(error: &QueueError) -> Exit {
+pub(crate) fn queue_exit(error: &QueueError) -> Exit {
     match error {
         QueueError::Unavailable { .. } => Exit::Unavailable,
         QueueError::InvalidUrl { .. } => Exit::Config,
@@ -134,54 +138,17 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<Exit> {
         }
     }
     if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        for (index, raw) in text.lines().enumerate() {
-            if raw.trim().is_empty() {
-                continue;
-            }
-            let at = format!("{}:{}", path.display(), index + 1);
-            let line: Line = match serde_json::from_str(raw) {
-                Ok(line) => line,
-                Err(error) => {
-                    problems.push(format!("{at}: not a task line ({error}); write {{\"task\": \"...\", \"agent\": \"NAME\"}}"));
-                    continue;
-                }
-            };
-            let target = match (line.agent, line.team) {
-                (Some(_), Some(_)) => {
-                    problems.push(format!("{at}: name an agent or a team, not both"));
-                    continue;
-                }
-                (Some(agent), None) => Some(Target::Agent(agent)),
-                (None, Some(team)) => Some(Target::Team(team)),
-                (None, None) => default_target(args),
-            };
-            let Some(target) = target else {
-                problems.push(format!(
-                    "{at}: no agent or team (add one to the line, or pass --agent or --team)"
-                ));
-                continue;
-            };
-            match new_task(&config, line.task, target) {
-                Ok(task) => tasks.push(NewTask {
-                    idempotency_key: line.key,
-                    priority: line.priority.unwrap_or(args.priority),
-                    metadata: line.metadata.unwrap_or_else(|| serde_json::json!({})),
-                    ..task
-                }),
-                Err(problem) => problems.push(format!("{at}: {problem}")),
-            }
-        }
-        if tasks.is_empty() && problems.is_empty() {
-            problems.push(format!("{} holds no tasks", path.display()));
-        }
+        tasks_from_file(
+            &config,
+            path,
+            default_target(args),
+            args.priority,
+            &mut tasks,
+            &mut problems,
+        )?;
     }
     if !problems.is_empty() {
-        for problem in &problems {
-            eprintln!("error: {problem}");
-        }
-        eprintln!("nothing was submitted");
+        report_problems(&problems);
         return Ok(Exit::Data);
     }
     runtime()?.block_on(async {
@@ -189,28 +156,126 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<Exit> {
             Ok(queue) => queue,
             Err(exit) => return Ok(exit),
         };
-        let submitted = match queue.submit_many(&tasks).await {
-            Ok(submitted) => submitted,
+        submit_tasks(
+            &queue,
+            &tasks,
+            if args.json { Report::Json } else { Report::Ids },
+        )
+        .await
+    })
+}
+
+/// Prints each problem of a task list, and that nothing was submitted.
+pub(crate) fn report_problems(problems: &[String]) {
+    for problem in problems {
+        eprintln!("error: {problem}");
+    }
+    eprintln!("nothing was submitted");
+}
+
+/// Reads a JSON Lines tasks file into `tasks`, each problem into `problems` by line.
+pub(crate) fn tasks_from_file(
+    config: &Config,
+    path: &std::path::Path,
+    default: Option<Target>,
+    default_priority: i32,
+    tasks: &mut Vec<NewTask>,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let before = tasks.len();
+    for (index, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{}:{}", path.display(), index + 1);
+        let line: Line = match serde_json::from_str(raw) {
+            Ok(line) => line,
             Err(error) => {
-                eprintln!("agentfleet: {error}; nothing was submitted");
-                return Ok(queue_exit(&error));
+                problems.push(format!("{at}: not a task line ({error}); write {{\"task\": \"...\", \"agent\": \"NAME\"}}"));
+                continue;
             }
         };
-        let mut out = std::io::stdout().lock();
-        if args.json {
+        let target = match (line.agent, line.team) {
+            (Some(_), Some(_)) => {
+                problems.push(format!("{at}: name an agent or a team, not both"));
+                continue;
+            }
+            (Some(agent), None) => Some(Target::Agent(agent)),
+            (None, Some(team)) => Some(Target::Team(team)),
+            (None, None) => default.clone(),
+        };
+        let Some(target) = target else {
+            problems.push(format!(
+                "{at}: no agent or team (add one to the line, or pass --agent or --team)"
+            ));
+            continue;
+        };
+        match new_task(config, line.task, target) {
+            Ok(task) => tasks.push(NewTask {
+                idempotency_key: line.key,
+                priority: line.priority.unwrap_or(default_priority),
+                metadata: line.metadata.unwrap_or_else(|| serde_json::json!({})),
+                ..task
+            }),
+            Err(problem) => problems.push(format!("{at}: {problem}")),
+        }
+    }
+    if tasks.len() == before && problems.is_empty() {
+        problems.push(format!("{} holds no tasks", path.display()));
+    }
+    Ok(())
+}
+
+/// How `submit_tasks` reports what it submitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// One id a line.
+    Ids,
+    /// A JSON array.
+    Json,
+    /// One line with the count, on standard error.
+    Count,
+}
+
+/// Submits `tasks` and reports them.
+pub(crate) async fn submit_tasks(
+    queue: &Queue,
+    tasks: &[NewTask],
+    report: Report,
+) -> anyhow::Result<Exit> {
+    let submitted = match queue.submit_many(tasks).await {
+        Ok(submitted) => submitted,
+        Err(error) => {
+            eprintln!("agentfleet: {error}; nothing was submitted");
+            return Ok(queue_exit(&error));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match report {
+        Report::Json => {
             serde_json::to_writer_pretty(&mut out, &submitted)?;
             writeln!(out)?;
-        } else {
+        }
+        Report::Ids => {
             for task in &submitted {
                 writeln!(out, "{}", task.id)?;
             }
         }
-        let existing = submitted.iter().filter(|task| !task.created).count();
-        if existing > 0 {
-            eprintln!("note: {existing} of {} already existed under their keys and were not submitted again", submitted.len());
-        }
-        Ok(Exit::Ok)
-    })
+        Report::Count => eprintln!(
+            "submitted {} tasks",
+            submitted.iter().filter(|task| task.created).count()
+        ),
+    }
+    let existing = submitted.iter().filter(|task| !task.created).count();
+    if existing > 0 {
+        eprintln!(
+            "note: {existing} of {} already existed under their keys and were not submitted again",
+            submitted.len()
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 pub fn results(args: &ResultsArgs) -> anyhow::Result<Exit> {
@@ -269,14 +334,7 @@ fn write_results(out: &mut impl Write, records: &[TaskRecord]) -> std::io::Resul
                 record.target.to_string(),
                 timestamp(record.updated_at),
                 record.error_kind.clone().unwrap_or_else(|| "-".to_owned()),
-                one_line(
-                    record
-                        .output
-                        .as_deref()
-                        .or(record.error.as_deref())
-                        .unwrap_or("-"),
-                    60,
-                ),
+                one_line(&final_text(record), 60),
             ]
         })
         .collect();
@@ -311,6 +369,22 @@ fn write_results(out: &mut impl Write, records: &[TaskRecord]) -> std::io::Resul
         writeln!(out, "{}", line(row.each_ref().map(String::as_str)))?;
     }
     Ok(())
+}
+
+/// What a table shows of a task's result: the last message of a run's result, or the raw
+/// output, or the last error.
+fn final_text(record: &TaskRecord) -> String {
+    if let Some(output) = &record.output {
+        let last = serde_json::from_str::<serde_json::Value>(output)
+            .ok()
+            .and_then(|result| {
+                result["messages"].as_array()?.last()?["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+        return last.unwrap_or_else(|| output.clone());
+    }
+    record.error.clone().unwrap_or_else(|| "-".to_owned())
 }
 
 /// Text on one line, at most `max` characters.

@@ -468,6 +468,40 @@ pub async fn an_expired_last_attempt_is_dead_lettered(queue: &Queue) {
     );
 }
 
+pub async fn workers_register_heartbeat_and_deregister(queue: &Queue) {
+    let mut report = agentfleet_queue::WorkerReport {
+        name: "host-1".into(),
+        host: "host".into(),
+        pid: 42,
+        heartbeat_ms: 100,
+        state: "starting".into(),
+        reason: None,
+        in_flight: 0,
+        done: 0,
+        failed: 0,
+        credentials: serde_json::json!({"openai": {"source": "env:OPENAI_API_KEY", "fingerprint": "sha256:1234abcd", "generation": 1}}),
+    };
+    queue.report_worker(&report).await.unwrap();
+    report.state = "quarantined".into();
+    report.reason = Some("openai refused sha256:1234abcd".into());
+    report.done = 3;
+    queue.report_worker(&report).await.unwrap();
+    let workers = queue.workers().await.unwrap();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].report, report);
+    assert!(!workers[0].gone);
+    // Three missed heartbeats of 100 ms: gone.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(queue.workers().await.unwrap()[0].gone);
+    queue.report_worker(&report).await.unwrap();
+    assert!(
+        !queue.workers().await.unwrap()[0].gone,
+        "a heartbeat brings it back"
+    );
+    queue.deregister_worker("host-1").await.unwrap();
+    assert!(queue.workers().await.unwrap().is_empty());
+}
+
 /// Many leasers sharing one queue at once: each task is held by one of them at a time, acked
 /// once, and none is lost.
 pub async fn concurrent_leasers_never_share_a_task(queue: &Queue, url: &str) {
@@ -570,6 +604,7 @@ macro_rules! for_every_rule {
             cancel_stops_what_has_not_finished,
             stats_and_lists,
             an_expired_last_attempt_is_dead_lettered,
+            workers_register_heartbeat_and_deregister,
         );
     };
 }

@@ -1,0 +1,531 @@
+//! One worker: preflight, then lease, run, and record tasks until told to stop.
+//!
+//! A worker resolves and checks every credential it needs in its own process before it
+//! registers, so a replica without its key never takes a task. When a provider refuses a key
+//! mid-run, the task goes back to the queue uncounted and the worker quarantines that provider:
+//! it leases nothing that needs it, says why in its heartbeat, and re-checks the credential
+//! (re-reading file sources) until it works again. Other failures follow the queue's retries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentfleet_agent::{Runtime, RuntimeError, Target, no_events};
+use agentfleet_client::{ClientOptions, ErrorKind, ModelError};
+use agentfleet_config::{Config, Environment, ProviderCheck};
+use agentfleet_queue::{
+    Lease, LeaseFilter, Queue, QueueError, RetryBackoff, Target as QueueTarget, WorkerReport,
+};
+use tokio::sync::{Notify, watch};
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Unique within the fleet.
+    pub name: String,
+    /// The machine's name.
+    pub host: String,
+    /// Tasks at once.
+    pub concurrency: usize,
+    /// Make one authenticated call per provider before taking work.
+    pub probe: bool,
+    /// How long a lease lasts before renewal.
+    pub lease: Duration,
+    /// How often to heartbeat.
+    pub heartbeat: Duration,
+    /// How long a stopping worker lets in-flight tasks finish before giving them back.
+    pub grace: Duration,
+    /// How often a quarantined provider's credential is checked again.
+    pub recheck: Duration,
+    /// Retry delays for failed attempts.
+    pub backoff: RetryBackoff,
+}
+
+/// Why a worker ended.
+#[derive(Debug)]
+pub enum WorkerExit {
+    /// It was told to stop and did.
+    Stopped {
+        /// Tasks it finished.
+        done: u64,
+        /// Task attempts that failed on it.
+        failed: u64,
+    },
+    /// A credential it needs failed its check; it took no task.
+    Preflight(Vec<ProviderCheck>),
+    /// A provider refused its credential when probed; it took no task.
+    ProbeRejected(Vec<ModelError>),
+    /// A provider could not be reached when probed; it took no task.
+    ProbeUnreachable(Vec<ModelError>),
+    /// The runtime could not be built for another reason.
+    Runtime(RuntimeError),
+    /// The queue failed.
+    Queue(QueueError),
+}
+
+/// Lines a worker says as it goes (the binary prints them).
+pub type Log = Arc<dyn Fn(String) + Send + Sync>;
+
+/// What the worker knows about itself, reported in every heartbeat.
+#[derive(Debug, Default)]
+struct Shared {
+    in_flight: u64,
+    done: u64,
+    failed: u64,
+    draining: bool,
+    /// Quarantined providers and why.
+    quarantine: BTreeMap<String, String>,
+}
+
+/// Runs a worker until `stop` turns true. `env` is the worker's own view of the environment.
+pub async fn run(
+    config: &Config,
+    env: &dyn Environment,
+    queue: Queue,
+    options: WorkerOptions,
+    mut stop: watch::Receiver<bool>,
+    log: Log,
+) -> WorkerExit {
+    let runtime = match Runtime::build_all(config, env, ClientOptions::default()).await {
+        Ok(runtime) => Arc::new(runtime),
+        Err(RuntimeError::Credentials { unusable }) => return WorkerExit::Preflight(unusable),
+        Err(error) => return WorkerExit::Runtime(error),
+    };
+    if options.probe {
+        let mut rejected = Vec::new();
+        let mut unreachable = Vec::new();
+        for credential in runtime.credentials() {
+            let Some(client) = runtime.client(&credential.provider) else {
+                continue;
+            };
+            if let Err(error) = client.probe().await {
+                if error.kind.is_auth() || error.kind == ErrorKind::PermissionDenied {
+                    rejected.push(error);
+                } else {
+                    unreachable.push(error);
+                }
+            }
+        }
+        if !rejected.is_empty() {
+            return WorkerExit::ProbeRejected(rejected);
+        }
+        if !unreachable.is_empty() {
+            return WorkerExit::ProbeUnreachable(unreachable);
+        }
+    }
+    let queue = Arc::new(queue);
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    if let Err(error) = queue
+        .report_worker(&report(&options, &shared, &runtime))
+        .await
+    {
+        return WorkerExit::Queue(error);
+    }
+    log(format!(
+        "registered; serving {} providers, concurrency {}",
+        runtime.credentials().len(),
+        options.concurrency
+    ));
+
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        queue.clone(),
+        options.clone(),
+        shared.clone(),
+        runtime.clone(),
+        log.clone(),
+    ));
+    // Rechecks run on a config of their own, parsed again from the same file (a `Config` holds
+    // literal secrets and is deliberately not `Clone`).
+    let recheck_config = std::fs::read_to_string(&config.path)
+        .ok()
+        .and_then(|text| agentfleet_config::parse::parse(&config.path, &text).ok());
+    let recheck = match recheck_config {
+        Some(recheck_config) => Some(tokio::spawn(recheck_loop(
+            recheck_config,
+            options.clone(),
+            shared.clone(),
+            runtime.clone(),
+            env_snapshot(env, config),
+            log.clone(),
+        ))),
+        None => {
+            log(
+                "cannot re-read the config file: a quarantined provider will stay quarantined"
+                    .to_owned(),
+            );
+            None
+        }
+    };
+
+    let finished = Arc::new(Notify::new());
+    let mut running: HashMap<String, (Lease, tokio::task::JoinHandle<()>)> = HashMap::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        running.retain(|_, (_, handle)| !handle.is_finished());
+        let free = options.concurrency.saturating_sub(running.len());
+        if free == 0 {
+            tokio::select! {
+                _ = finished.notified() => {}
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            continue;
+        }
+        let exclude: Vec<String> = shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .quarantine
+            .keys()
+            .cloned()
+            .collect();
+        let filter = LeaseFilter {
+            exclude_providers: exclude,
+        };
+        let leases = match queue
+            .lease(
+                &options.name,
+                options.lease,
+                u32::try_from(free).unwrap_or(u32::MAX),
+                &filter,
+            )
+            .await
+        {
+            Ok(leases) => leases,
+            Err(error) => {
+                log(format!("cannot lease: {error}"));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+        };
+        if leases.is_empty() {
+            tokio::select! {
+                _ = queue.wait_for_work(Duration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        for lease in leases {
+            shared.lock().unwrap_or_else(|p| p.into_inner()).in_flight += 1;
+            let handle = tokio::spawn(run_task(
+                queue.clone(),
+                runtime.clone(),
+                options.clone(),
+                shared.clone(),
+                lease.clone(),
+                finished.clone(),
+                log.clone(),
+            ));
+            running.insert(lease.record.id.clone(), (lease, handle));
+        }
+    }
+
+    // Stopping: lease nothing more, let in-flight tasks finish within the grace period, give
+    // the rest back uncounted.
+    shared.lock().unwrap_or_else(|p| p.into_inner()).draining = true;
+    let _ = queue
+        .report_worker(&report(&options, &shared, &runtime))
+        .await;
+    let deadline = tokio::time::Instant::now() + options.grace;
+    while running.values().any(|(_, handle)| !handle.is_finished())
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::select! {
+            _ = finished.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+    for (_, (lease, handle)) in running.drain() {
+        if !handle.is_finished() {
+            handle.abort();
+            let _ = handle.await;
+            match queue
+                .release(
+                    &lease,
+                    "worker-stopping",
+                    &format!("worker {} stopped before the task finished", options.name),
+                )
+                .await
+            {
+                Ok(()) => log(format!("gave task {} back: stopping", lease.record.id)),
+                Err(error) => log(format!(
+                    "could not give task {} back ({error}); its lease will expire",
+                    lease.record.id
+                )),
+            }
+        }
+    }
+    heartbeat.abort();
+    if let Some(recheck) = recheck {
+        recheck.abort();
+    }
+    let _ = queue.deregister_worker(&options.name).await;
+    let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    WorkerExit::Stopped {
+        done: shared.done,
+        failed: shared.failed,
+    }
+}
+
+/// Runs one leased task and records the outcome, renewing the lease while it runs.
+async fn run_task(
+    queue: Arc<Queue>,
+    runtime: Arc<Runtime>,
+    options: WorkerOptions,
+    shared: Arc<Mutex<Shared>>,
+    lease: Lease,
+    finished: Arc<Notify>,
+    log: Log,
+) {
+    let renewer = {
+        let queue = queue.clone();
+        let lease = lease.clone();
+        let every = options.lease / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if queue.renew(&lease, options.lease).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let target = match &lease.record.target {
+        QueueTarget::Agent(name) => Target::Agent(name),
+        QueueTarget::Team(name) => Target::Team(name),
+    };
+    let outcome = runtime.run(target, &lease.record.task, &no_events()).await;
+    renewer.abort();
+    let mut done = false;
+    let recorded = match outcome {
+        Ok(result) => {
+            done = true;
+            queue
+                .ack(&lease, &serde_json::to_string(&result).unwrap_or_default())
+                .await
+        }
+        Err(failure) => match failure.error.model_error() {
+            Some(error) if error.kind.is_auth() => {
+                let reason = quarantine_reason(error);
+                log(format!(
+                    "quarantining provider {}: {reason}",
+                    error.provider
+                ));
+                shared
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .quarantine
+                    .insert(error.provider.clone(), reason.clone());
+                queue.release(&lease, error.kind.as_str(), &reason).await
+            }
+            Some(error) => queue
+                .fail(
+                    &lease,
+                    error.kind.as_str(),
+                    &error.to_string(),
+                    error.kind.is_retryable(),
+                    &options.backoff,
+                )
+                .await
+                .map(|_| ()),
+            None => queue
+                .fail(
+                    &lease,
+                    "run-failed",
+                    &failure.error.to_string(),
+                    true,
+                    &options.backoff,
+                )
+                .await
+                .map(|_| ()),
+        },
+    };
+    {
+        let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared.in_flight = shared.in_flight.saturating_sub(1);
+        match (&recorded, done) {
+            (Ok(()), true) => shared.done += 1,
+            (Ok(()), false) => shared.failed += 1,
+            _ => {}
+        }
+    }
+    if let Err(error) = recorded {
+        log(format!("task {}: {error}", lease.record.id));
+    }
+    finished.notify_one();
+}
+
+/// One line: who refused which key, and the likely cause.
+fn quarantine_reason(error: &ModelError) -> String {
+    let key = error
+        .fingerprint
+        .map_or_else(|| "no key".to_owned(), |f| format!("key {f}"));
+    let status = error
+        .status
+        .map_or_else(String::new, |s| format!(" (HTTP {s})"));
+    let hint = error
+        .hint
+        .as_deref()
+        .map_or_else(String::new, |h| format!("; {h}"));
+    format!("{} {}{status} with {key}{hint}", error.provider, error.kind)
+}
+
+fn report(options: &WorkerOptions, shared: &Mutex<Shared>, runtime: &Runtime) -> WorkerReport {
+    let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let (state, reason) = if shared.draining {
+        ("draining", None)
+    } else if !shared.quarantine.is_empty() {
+        (
+            "quarantined",
+            Some(
+                shared
+                    .quarantine
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        )
+    } else {
+        ("healthy", None)
+    };
+    let credentials: serde_json::Map<String, serde_json::Value> = runtime
+        .credentials()
+        .iter()
+        .map(|credential| {
+            let current = credential.current();
+            (
+                credential.provider.clone(),
+                serde_json::json!({
+                    "source": credential.source,
+                    "fingerprint": current.as_ref().map(|c| c.fingerprint.to_string()),
+                    "generation": current.as_ref().map(|c| c.generation),
+                }),
+            )
+        })
+        .collect();
+    WorkerReport {
+        name: options.name.clone(),
+        host: options.host.clone(),
+        pid: std::process::id(),
+        heartbeat_ms: i64::try_from(options.heartbeat.as_millis()).unwrap_or(i64::MAX),
+        state: state.to_owned(),
+        reason,
+        in_flight: shared.in_flight,
+        done: shared.done,
+        failed: shared.failed,
+        credentials: serde_json::Value::Object(credentials),
+    }
+}
+
+async fn heartbeat_loop(
+    queue: Arc<Queue>,
+    options: WorkerOptions,
+    shared: Arc<Mutex<Shared>>,
+    runtime: Arc<Runtime>,
+    log: Log,
+) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(options.heartbeat).await;
+        match queue
+            .report_worker(&report(&options, &shared, &runtime))
+            .await
+        {
+            Ok(()) if failing => {
+                failing = false;
+                log("heartbeats reach the queue again".to_owned());
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                failing = true;
+                log(format!("heartbeat failed: {error}"));
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The variables a credential can come from, as this worker sees them now. Files named by them
+/// are read afresh on every recheck.
+fn env_snapshot(env: &dyn Environment, config: &Config) -> agentfleet_config::FixedEnv {
+    let mut fixed = agentfleet_config::FixedEnv::new();
+    for name in crate::sources::variables(config) {
+        if let Some(value) = env.get(&name) {
+            fixed = fixed.with(&name, value);
+        }
+    }
+    fixed
+}
+
+/// Checks each quarantined provider again: re-reads its credential, swaps in a changed key, and
+/// probes; a provider that answers leaves quarantine.
+async fn recheck_loop(
+    config: Config,
+    options: WorkerOptions,
+    shared: Arc<Mutex<Shared>>,
+    runtime: Arc<Runtime>,
+    env: agentfleet_config::FixedEnv,
+    log: Log,
+) {
+    loop {
+        tokio::time::sleep(options.recheck).await;
+        let quarantined: Vec<String> = shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .quarantine
+            .keys()
+            .cloned()
+            .collect();
+        for provider_name in quarantined {
+            let Some(provider) = config.provider(&provider_name) else {
+                continue;
+            };
+            let check = agentfleet_config::check_provider(&config, provider, &env);
+            let Some(credential) = runtime
+                .credentials()
+                .iter()
+                .find(|c| c.provider == provider_name)
+            else {
+                continue;
+            };
+            if let (true, Some(key), Some(live)) = (
+                check.is_usable(),
+                check.key.clone(),
+                credential.live.as_ref(),
+            ) {
+                live.replace(key);
+            }
+            let Some(client) = runtime.client(&provider_name) else {
+                continue;
+            };
+            match client.probe().await {
+                Ok(()) => {
+                    let fingerprint = credential
+                        .current()
+                        .map(|c| c.fingerprint.to_string())
+                        .unwrap_or_default();
+                    shared
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .quarantine
+                        .remove(&provider_name);
+                    log(format!(
+                        "provider {provider_name} is back in service with key {fingerprint}"
+                    ));
+                }
+                Err(error) => {
+                    shared
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .quarantine
+                        .insert(provider_name.clone(), quarantine_reason(&error));
+                }
+            }
+        }
+    }
+}
