@@ -92,15 +92,21 @@ pub fn read_keys_file(ring: &KeyRing, path: &Path) -> Result<usize, String> {
         .map_err(|error| format!("cannot read keys file {}: {}", path.display(), error.kind()))
 }
 
-/// Re-reads `path` whenever its modification time, size or identity changes (an editor's
-/// rename, a Kubernetes `..data` swap). An unreadable file keeps the last keys, with a warning.
-pub async fn watch_keys_file(ring: Arc<KeyRing>, path: PathBuf) {
-    let stamp = |path: &Path| -> Option<(SystemTime, u64, u64)> {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = std::fs::metadata(path).ok()?;
-        Some((metadata.modified().ok()?, metadata.len(), metadata.ino()))
-    };
-    let mut last = stamp(&path);
+/// What identifies a file's content without reading it: modification time, size, inode.
+pub type Stamp = Option<(SystemTime, u64, u64)>;
+
+/// The file's stamp now.
+pub fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.len(), metadata.ino()))
+}
+
+/// Re-reads `path` whenever its modification time, size or identity changes from `last` (an
+/// editor's rename, a Kubernetes `..data` swap). `last` must be taken before the first read, so
+/// that a change made while the server starts is not missed. An unreadable file keeps the last
+/// keys, with a warning.
+pub async fn watch_keys_file(ring: Arc<KeyRing>, path: PathBuf, mut last: Stamp) {
     loop {
         tokio::time::sleep(KEYS_FILE_POLL).await;
         let now = stamp(&path);

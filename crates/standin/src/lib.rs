@@ -112,6 +112,7 @@ impl Standin {
     /// Binds `addr` and serves in the current runtime until [`Standin::stop`] or drop.
     pub async fn start(addr: &str, config: StandinConfig) -> Result<Self, StandinError> {
         let keys = Arc::new(KeyRing::new(&config.keys));
+        let first_stamp = config.keys_file.as_deref().map(keys::stamp);
         if let Some(path) = &config.keys_file {
             keys::read_keys_file(&keys, path).map_err(StandinError::KeysFile)?;
         }
@@ -140,7 +141,7 @@ impl Standin {
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let watcher = config
             .keys_file
-            .map(|path| tokio::spawn(keys::watch_keys_file(keys, path)));
+            .map(|path| tokio::spawn(keys::watch_keys_file(keys, path, first_stamp.flatten())));
         let app = router(shared.clone());
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app).with_graceful_shutdown(async {

@@ -16,6 +16,9 @@ mod run;
 /// `agentfleet submit`, `results`, `cancel` and `queue stats`, on SQLite and PostgreSQL.
 mod queue;
 
+/// The fleet: workers, quarantine, drift, `up` and `status`, with real processes.
+mod fleet;
+
 /// `agentfleet standin` as a process, and `check --probe` against it.
 mod probe;
 

@@ -1,0 +1,532 @@
+//! The fleet end to end: real worker processes, the stand-in over HTTP, SQLite and PostgreSQL.
+//! A worker without its key takes nothing; a worker with a revoked key gives its tasks back and
+//! steps aside; when every key is bad tasks wait, and drain once the key file is fixed; a killed
+//! worker's task completes elsewhere; stopping `up` loses nothing; and a canary credential
+//! appears in no worker's environment, output, status or database row.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agentfleet_config::{Environment, Fingerprint, ProcessEnv};
+use serde_json::Value;
+
+use crate::probe::StandinProcess;
+use crate::util::Workspace;
+
+const GOOD: &str = "sk-standin-FleetGoodKey0123456789abcdef";
+const BAD: &str = "sk-standin-FleetRevokedKey9876543210fedc";
+
+/// A queue for one test: a SQLite file in the workspace, or a fresh PostgreSQL schema.
+enum Backend {
+    Sqlite,
+    Postgres { url: String, schema: String },
+}
+
+impl Backend {
+    fn postgres() -> Option<Self> {
+        let base = "postgres://postgres@127.0.0.1:5432/test";
+        let schema = format!("af_fleet_{}_{:x}", std::process::id(), fastrand::u64(..));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let created = runtime.block_on(async {
+            let pool = sqlx::PgPool::connect(base).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&pool)
+                .await?;
+            Ok::<_, sqlx::Error>(())
+        });
+        match created {
+            Ok(()) => Some(Backend::Postgres {
+                url: format!("{base}?options=-csearch_path%3D{schema}"),
+                schema,
+            }),
+            Err(error) if ProcessEnv.get("CI").is_none() => {
+                eprintln!(
+                    "\n*** SKIPPING a PostgreSQL fleet test: {base} is unreachable ({error}) ***\n"
+                );
+                None
+            }
+            Err(error) => panic!("PostgreSQL at {base} is unreachable and CI is set: {error}"),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Postgres { schema, .. } = self {
+            let schema = schema.clone();
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test")
+                        .await
+                        .ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                    )))
+                    .execute(&pool)
+                    .await
+                    .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// A workspace with a config pointing at a running stand-in, and the backend's queue.
+struct Fleet {
+    workspace: Workspace,
+    /// Kept running as long as the fleet.
+    _standin: StandinProcess,
+    backend: Backend,
+    children: Vec<Child>,
+}
+
+impl Fleet {
+    /// `key_source` is the TOML of the provider's `api_key`.
+    fn new(backend: Backend, key_source: &str, standin_args: &[&str]) -> Self {
+        let workspace = Workspace::new();
+        let keys = workspace.write("standin-keys", format!("{GOOD}\n"));
+        let mut args = vec!["--keys-file", keys.to_str().unwrap()];
+        args.extend_from_slice(standin_args);
+        let standin = StandinProcess::start(&args);
+        workspace.write(
+            "agentfleet.toml",
+            format!(
+                "[providers.main]\nkind = \"standin\"\nbase_url = \"{}\"\napi_key = {key_source}\n\n\
+                 [agents.writer]\nprovider = \"main\"\n\n\
+                 [queue]\nurl = \"sqlite://queue.db\"\nlease_timeout = \"2s\"\nmax_attempts = 3\n\n\
+                 [fleet]\nheartbeat_interval = \"300ms\"\nshutdown_grace = \"5s\"\n",
+                standin.url
+            ),
+        );
+        Self {
+            workspace,
+            _standin: standin,
+            backend,
+            children: Vec::new(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agentfleet"));
+        command
+            .current_dir(self.workspace.path())
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
+        if let Backend::Postgres { url, .. } = &self.backend {
+            command.env("AGENTFLEET_QUEUE_URL", url);
+        }
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> crate::util::Output {
+        let output = self.command(args).output().expect("run agentfleet");
+        crate::util::Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn submit(&self, count: usize) {
+        let lines: String = (0..count)
+            .map(|i| format!("{{\"task\": \"task {i}\", \"agent\": \"writer\"}}\n"))
+            .collect();
+        self.workspace.write("tasks.jsonl", lines);
+        let output = self.run(&["submit", "--file", "tasks.jsonl"]);
+        assert_eq!(output.code, 0, "{}", output.stderr);
+    }
+
+    /// Starts `agentfleet worker` with `key` in STANDIN_KEY (or none).
+    fn worker(&mut self, name: &str, key: Option<&str>) -> usize {
+        let mut command = self.command(&["worker", "--name", name, "--concurrency", "4"]);
+        if let Some(key) = key {
+            command.env("STANDIN_KEY", key);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start worker");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    fn status(&self) -> Value {
+        let output = self.run(&["status", "--json"]);
+        assert_eq!(output.code, 0, "{}", output.stderr);
+        output.json()
+    }
+
+    /// Polls `status` until `condition` holds, for at most `within`.
+    fn wait_for(&self, within: Duration, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.status();
+            if condition(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "timed out waiting for {what}: {status:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, index: usize, signal: &str) {
+        Command::new("kill")
+            .args([signal, &self.children[index].id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// SIGTERM to every worker still running; returns their exit codes and stderr.
+    fn stop_all(&mut self) -> Vec<(Option<i32>, String)> {
+        for index in 0..self.children.len() {
+            self.signal(index, "-TERM");
+        }
+        self.children
+            .drain(..)
+            .map(|child| {
+                let output = child.wait_with_output().unwrap();
+                (
+                    output.status.code(),
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn each_backend(test: impl Fn(Backend)) {
+    test(Backend::Sqlite);
+    if let Some(postgres) = Backend::postgres() {
+        test(postgres);
+    }
+}
+
+fn worker_named<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == name)
+        .unwrap_or(&Value::Null)
+}
+
+#[test]
+fn a_worker_without_its_key_refuses_to_start_and_leases_nothing() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(backend, "{ env = \"STANDIN_KEY\" }", &[]);
+        fleet.submit(3);
+        let index = fleet.worker("keyless", None);
+        let output = fleet.children.remove(index).wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(78), "{stderr}");
+        assert!(stderr.contains("error[missing]: STANDIN_KEY is not set in this process (provider main, used by agent writer)"), "{stderr}");
+        let status = fleet.status();
+        assert_eq!(status["queue"]["pending"], 3);
+        assert_eq!(
+            status["workers"],
+            serde_json::json!([]),
+            "it never registered"
+        );
+        let results = fleet.run(&["results", "--json"]).json();
+        assert!(
+            results
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["attempts"] == 0)
+        );
+    });
+}
+
+#[test]
+fn one_revoked_worker_of_three_loses_no_task_and_shows_drift() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(
+            backend,
+            "{ env = \"STANDIN_KEY\" }",
+            &["--latency-ms", "20"],
+        );
+        fleet.submit(60);
+        fleet.worker("bad", Some(BAD));
+        fleet.worker("good-1", Some(GOOD));
+        fleet.worker("good-2", Some(GOOD));
+        let status = fleet.wait_for(Duration::from_secs(60), "every task done", |s| {
+            s["queue"]["done"] == 60
+        });
+        assert_eq!(
+            (
+                &status["queue"]["failed"],
+                &status["queue"]["dead"],
+                &status["queue"]["pending"]
+            ),
+            (&Value::from(0), &Value::from(0), &Value::from(0))
+        );
+        let bad = worker_named(&status, "bad");
+        assert_eq!(bad["state"], "quarantined", "{status:#}");
+        let reason = bad["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("main auth-rejected (HTTP 401) with key "),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(&Fingerprint::of(BAD).to_string()),
+            "{reason}"
+        );
+        assert_eq!(bad["done"], 0);
+        assert_eq!(
+            bad["credentials"]["main"]["fingerprint"],
+            Fingerprint::of(BAD).to_string()
+        );
+        let drift = &status["drift"][0];
+        assert_eq!(drift["provider"], "main");
+        assert_eq!(
+            drift["fingerprints"][Fingerprint::of(BAD).to_string()],
+            serde_json::json!(["bad"])
+        );
+        assert_eq!(
+            drift["fingerprints"][Fingerprint::of(GOOD).to_string()],
+            serde_json::json!(["good-1", "good-2"])
+        );
+        let results = fleet.run(&["results", "--json", "--limit", "100"]).json();
+        assert!(
+            results
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["attempts"] == 1),
+            "a released attempt is not counted"
+        );
+        let text = fleet.run(&["status"]).stdout;
+        assert!(
+            text.contains("drift: provider main is held with 2 different keys"),
+            "{text}"
+        );
+        for (code, stderr) in fleet.stop_all() {
+            assert_eq!(code, Some(0), "{stderr}");
+        }
+        assert_eq!(
+            fleet.status()["workers"],
+            serde_json::json!([]),
+            "stopped workers deregister"
+        );
+    });
+}
+
+#[test]
+fn when_every_key_is_bad_tasks_wait_and_drain_once_the_key_file_is_fixed() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(backend, "{ file = \"key\" }", &[]);
+        fleet.workspace.write("key", format!("{BAD}\n"));
+        fleet.submit(10);
+        fleet.worker("one", None);
+        fleet.worker("two", None);
+        let status = fleet.wait_for(Duration::from_secs(30), "both workers quarantined", |s| {
+            let workers = s["workers"].as_array().unwrap();
+            workers.len() == 2 && workers.iter().all(|w| w["state"] == "quarantined")
+        });
+        assert_eq!(
+            status["queue"]["pending"].as_u64().unwrap()
+                + status["queue"]["leased"].as_u64().unwrap(),
+            10
+        );
+        assert_eq!(
+            (&status["queue"]["failed"], &status["queue"]["dead"]),
+            (&Value::from(0), &Value::from(0))
+        );
+        let waiting = status["waiting_because"].as_str().unwrap();
+        assert!(
+            waiting.starts_with("every worker is quarantined"),
+            "{waiting}"
+        );
+        assert!(
+            waiting.contains(&Fingerprint::of(BAD).to_string()),
+            "{waiting}"
+        );
+
+        fleet.workspace.write("key", format!("{GOOD}\n"));
+        let status = fleet.wait_for(
+            Duration::from_secs(30),
+            "the queue drained and both workers healthy",
+            |s| {
+                s["queue"]["done"] == 10
+                    && ["one", "two"]
+                        .iter()
+                        .all(|name| worker_named(s, name)["state"] == "healthy")
+            },
+        );
+        for name in ["one", "two"] {
+            let worker = worker_named(&status, name);
+            assert_eq!(worker["state"], "healthy", "{status:#}");
+            assert_eq!(
+                worker["credentials"]["main"]["fingerprint"],
+                Fingerprint::of(GOOD).to_string()
+            );
+            assert_eq!(
+                worker["credentials"]["main"]["generation"], 2,
+                "the re-read key is a new generation"
+            );
+        }
+        assert_eq!(status["queue"]["failed"], 0);
+        fleet.stop_all();
+    });
+}
+
+#[test]
+fn a_worker_killed_mid_task_loses_its_task_to_another() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(
+            backend,
+            "{ env = \"STANDIN_KEY\" }",
+            &["--latency-ms", "1500"],
+        );
+        fleet.submit(4);
+        let doomed = fleet.worker("doomed", Some(GOOD));
+        fleet.wait_for(
+            Duration::from_secs(20),
+            "the doomed worker to hold tasks",
+            |s| s["queue"]["leased"] == 4,
+        );
+        fleet.signal(doomed, "-KILL");
+        fleet.worker("survivor", Some(GOOD));
+        let status = fleet.wait_for(Duration::from_secs(40), "every task done elsewhere", |s| {
+            s["queue"]["done"] == 4 && worker_named(s, "survivor")["done"] == 4
+        });
+        assert_eq!(worker_named(&status, "survivor")["done"], 4);
+        let results = fleet.run(&["results", "--json"]).json();
+        assert!(
+            results
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["attempts"] == 2),
+            "each ran again after the lease expired"
+        );
+        fleet.stop_all();
+    });
+}
+
+#[test]
+fn stopping_up_under_load_loses_nothing() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(
+            backend,
+            "{ env = \"STANDIN_KEY\" }",
+            &["--latency-ms", "300"],
+        );
+        fleet.submit(200);
+        let up = fleet
+            .command(&["up", "--workers", "2", "--concurrency", "4"])
+            .env("STANDIN_KEY", GOOD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        fleet.children.push(up);
+        fleet.wait_for(Duration::from_secs(30), "work under way", |s| {
+            s["queue"]["done"].as_u64().unwrap() >= 8
+        });
+        let (code, stderr) = fleet.stop_all().remove(0);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stderr.contains("up: stopped"), "{stderr}");
+        let status = fleet.status();
+        let queue = &status["queue"];
+        assert_eq!(
+            queue["leased"], 0,
+            "in-flight tasks were finished or given back: {status:#}"
+        );
+        assert_eq!(
+            queue["done"].as_u64().unwrap() + queue["pending"].as_u64().unwrap(),
+            200,
+            "{status:#}"
+        );
+        assert_eq!(
+            (&queue["failed"], &queue["dead"]),
+            (&Value::from(0), &Value::from(0))
+        );
+        assert_eq!(status["workers"], serde_json::json!([]));
+    });
+}
+
+#[test]
+fn a_canary_credential_is_in_no_worker_environment_output_status_or_row() {
+    let canary = "sk-standin-CANARYfleet0123456789abcdefXYZ";
+    let mut fleet = Fleet::new(Backend::Sqlite, "{ env = \"STANDIN_KEY\" }", &[]);
+    fleet.workspace.write("standin-keys", format!("{canary}\n"));
+    std::thread::sleep(Duration::from_millis(500));
+    fleet.submit(5);
+    let up = fleet
+        .command(&["up", "--workers", "2", "--concurrency", "2"])
+        .env("STANDIN_KEY", canary)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    fleet.children.push(up);
+    let status = fleet.wait_for(
+        Duration::from_secs(30),
+        "two workers and the tasks done",
+        |s| s["workers"].as_array().unwrap().len() == 2 && s["queue"]["done"] == 5,
+    );
+    for worker in status["workers"].as_array().unwrap() {
+        let pid = worker["pid"].as_u64().unwrap();
+        let environ =
+            std::fs::read(format!("/proc/{pid}/environ")).expect("the worker's environment");
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            !environ.contains(canary) && !environ.contains("STANDIN_KEY"),
+            "worker {pid} has the key in its environment"
+        );
+        assert!(
+            environ.contains("PATH="),
+            "it got the allow-listed variables"
+        );
+    }
+    let status_text = fleet.run(&["status"]).stdout + &fleet.run(&["status", "--json"]).stdout;
+    let results = fleet.run(&["results", "--json"]).stdout;
+    let (_, stderr) = fleet.stop_all().remove(0);
+    let database: Vec<u8> = ["queue.db", "queue.db-wal"]
+        .iter()
+        .filter_map(|file| std::fs::read(fleet.workspace.path().join(file)).ok())
+        .flatten()
+        .collect();
+    for (what, text) in [
+        ("status", status_text),
+        ("results", results),
+        ("up's output", stderr),
+        (
+            "the database",
+            String::from_utf8_lossy(&database).into_owned(),
+        ),
+    ] {
+        assert!(
+            !text.contains(canary) && !text.contains("CANARYfleet"),
+            "the canary appears in {what}"
+        );
+    }
+    assert!(
+        status["workers"][0]["credentials"]["main"]["fingerprint"]
+            == Fingerprint::of(canary).to_string()
+    );
+}
