@@ -270,6 +270,10 @@ fn one_revoked_worker_of_three_loses_no_task_and_shows_drift() {
         );
         fleet.submit(60);
         fleet.worker("bad", Some(BAD));
+        // Let the bad worker meet its refusal first: it gives its tasks back and steps aside.
+        fleet.wait_for(Duration::from_secs(30), "the bad worker quarantined", |s| {
+            worker_named(s, "bad")["state"] == "quarantined"
+        });
         fleet.worker("good-1", Some(GOOD));
         fleet.worker("good-2", Some(GOOD));
         let status = fleet.wait_for(Duration::from_secs(60), "every task done", |s| {
