@@ -169,7 +169,7 @@ pub async fn supervise(
                 "every worker refused to start or kept crashing; see the lines above".to_owned(),
             );
         }
-        if now.duration_since(last_progress) >= Duration::from_millis(500) {
+        if now.duration_since(last_progress) >= Duration::from_millis(200) {
             last_progress = now;
             match queue.stats().await {
                 Ok(stats) => {

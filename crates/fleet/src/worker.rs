@@ -158,70 +158,96 @@ pub async fn run(
     };
 
     let finished = Arc::new(Notify::new());
+    // Runs whose model call is under way: the concurrency limit. A run whose call has returned
+    // frees its slot while its result is being recorded.
+    let calling = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut running: HashMap<String, (Lease, tokio::task::JoinHandle<()>)> = HashMap::new();
-    loop {
-        if *stop.borrow() {
-            break;
-        }
+    // A leasing task keeps a few tasks leased ahead in a channel, so a freed slot starts its
+    // next task at once, never waiting for a lease round trip.
+    let prefetch = options.concurrency.max(2);
+    let (ahead, mut leased) = tokio::sync::mpsc::channel::<Lease>(prefetch);
+    let leaser = tokio::spawn(lease_loop(
+        queue.clone(),
+        options.clone(),
+        shared.clone(),
+        ahead,
+        stop.clone(),
+        log.clone(),
+    ));
+    let (acker, acks) = tokio::sync::mpsc::unbounded_channel();
+    let ack_loop = tokio::spawn(ack_loop(queue.clone(), acks));
+    let context = Context {
+        queue: queue.clone(),
+        runtime: runtime.clone(),
+        options: options.clone(),
+        shared: shared.clone(),
+        acker: acker.clone(),
+        log: log.clone(),
+    };
+    'work: loop {
         running.retain(|_, (_, handle)| !handle.is_finished());
-        let free = options.concurrency.saturating_sub(running.len());
-        if free == 0 {
+        while calling.load(std::sync::atomic::Ordering::SeqCst) >= options.concurrency {
             tokio::select! {
                 _ = finished.notified() => {}
                 _ = stop.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
-            continue;
+            if *stop.borrow() {
+                break 'work;
+            }
         }
-        let exclude: Vec<String> = shared
+        let lease = tokio::select! {
+            lease = leased.recv() => match lease {
+                Some(lease) => lease,
+                None => break 'work,
+            },
+            _ = stop.changed() => break 'work,
+        };
+        let quarantined = shared
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .quarantine
             .keys()
             .cloned()
-            .collect();
-        let filter = LeaseFilter {
-            exclude_providers: exclude,
-        };
-        let leases = match queue
-            .lease(
-                &options.name,
-                options.lease,
-                u32::try_from(free).unwrap_or(u32::MAX),
-                &filter,
-            )
-            .await
+            .collect::<Vec<_>>();
+        if lease
+            .record
+            .needs
+            .iter()
+            .any(|provider| quarantined.contains(provider))
         {
-            Ok(leases) => leases,
-            Err(error) => {
-                log(format!("cannot lease: {error}"));
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-        };
-        if leases.is_empty() {
-            tokio::select! {
-                _ = queue.wait_for_work(Duration::from_secs(1)) => {}
-                _ = stop.changed() => {}
-            }
+            // Leased before its provider was quarantined: give it back for a healthy worker.
+            let _ = queue
+                .release(
+                    &lease,
+                    "quarantined",
+                    &format!("worker {} quarantined a provider it needs", options.name),
+                )
+                .await;
             continue;
         }
-        for lease in leases {
-            shared.lock().unwrap_or_else(|p| p.into_inner()).in_flight += 1;
-            let handle = tokio::spawn(run_task(
-                queue.clone(),
-                runtime.clone(),
-                options.clone(),
-                shared.clone(),
-                lease.clone(),
-                finished.clone(),
-                log.clone(),
-            ));
-            running.insert(lease.record.id.clone(), (lease, handle));
-        }
+        shared.lock().unwrap_or_else(|p| p.into_inner()).in_flight += 1;
+        calling.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let handle = tokio::spawn(run_task(
+            context.clone(),
+            lease.clone(),
+            Slot {
+                calling: calling.clone(),
+                finished: finished.clone(),
+            },
+        ));
+        running.insert(lease.record.id.clone(), (lease, handle));
+    }
+    let _ = leaser.await;
+    leased.close();
+    while let Some(lease) = leased.recv().await {
+        let _ = queue
+            .release(
+                &lease,
+                "worker-stopping",
+                &format!("worker {} stopped before starting the task", options.name),
+            )
+            .await;
     }
 
     // Stopping: lease nothing more, let in-flight tasks finish within the grace period, give
@@ -259,6 +285,9 @@ pub async fn run(
             }
         }
     }
+    drop(acker);
+    drop(context);
+    let _ = ack_loop.await;
     heartbeat.abort();
     if let Some(recheck) = recheck {
         recheck.abort();
@@ -271,16 +300,148 @@ pub async fn run(
     }
 }
 
+/// Leases tasks ahead into `ahead` until told to stop, a batch whenever half the room is free,
+/// skipping tasks that need a quarantined provider.
+async fn lease_loop(
+    queue: Arc<Queue>,
+    options: WorkerOptions,
+    shared: Arc<Mutex<Shared>>,
+    ahead: tokio::sync::mpsc::Sender<Lease>,
+    mut stop: watch::Receiver<bool>,
+    log: Log,
+) {
+    let batch = (ahead.max_capacity() / 2).max(1);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let permits = tokio::select! {
+            permits = ahead.reserve_many(batch) => match permits {
+                Ok(permits) => permits,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let exclude: Vec<String> = shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .quarantine
+            .keys()
+            .cloned()
+            .collect();
+        let filter = LeaseFilter {
+            exclude_providers: exclude,
+        };
+        match queue
+            .lease(
+                &options.name,
+                options.lease,
+                u32::try_from(batch).unwrap_or(u32::MAX),
+                &filter,
+            )
+            .await
+        {
+            Ok(leases) if leases.is_empty() => {
+                drop(permits);
+                tokio::select! {
+                    _ = queue.wait_for_work(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Ok(leases) => {
+                for (permit, lease) in permits.zip(leases) {
+                    permit.send(lease);
+                }
+            }
+            Err(error) => {
+                drop(permits);
+                log(format!("cannot lease: {error}"));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// A result to record, and where to say whether it was.
+type AckRequest = (
+    Lease,
+    String,
+    tokio::sync::oneshot::Sender<Result<(), QueueError>>,
+);
+
+/// Where finished runs send their results to be recorded.
+type Acker = tokio::sync::mpsc::UnboundedSender<AckRequest>;
+
+/// Records results as they arrive, together: whatever queued up while the last commit ran goes
+/// into the next one, so a busy worker commits many results at once and an idle one waits for
+/// nothing.
+async fn ack_loop(queue: Arc<Queue>, mut acks: tokio::sync::mpsc::UnboundedReceiver<AckRequest>) {
+    while let Some(first) = acks.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 64 {
+            match acks.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let pairs: Vec<(&Lease, &str)> = batch
+            .iter()
+            .map(|(lease, output, _)| (lease, output.as_str()))
+            .collect();
+        match queue.ack_many(&pairs).await {
+            Ok(results) => {
+                for ((_, _, reply), result) in batch.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for (_, _, reply) in batch {
+                    let _ = reply.send(Err(QueueError::Database(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// A run's place in the worker's concurrency limit, given up once its model call returns.
+struct Slot {
+    calling: Arc<std::sync::atomic::AtomicUsize>,
+    finished: Arc<Notify>,
+}
+
+impl Slot {
+    fn free(&self) {
+        self.calling
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.finished.notify_one();
+    }
+}
+
 /// Runs one leased task and records the outcome, renewing the lease while it runs.
-async fn run_task(
+/// What every run of one worker shares.
+#[derive(Clone)]
+struct Context {
     queue: Arc<Queue>,
     runtime: Arc<Runtime>,
     options: WorkerOptions,
     shared: Arc<Mutex<Shared>>,
-    lease: Lease,
-    finished: Arc<Notify>,
+    acker: Acker,
     log: Log,
-) {
+}
+
+async fn run_task(context: Context, lease: Lease, slot: Slot) {
+    let Context {
+        queue,
+        runtime,
+        options,
+        shared,
+        acker,
+        log,
+    } = context;
     let renewer = {
         let queue = queue.clone();
         let lease = lease.clone();
@@ -299,14 +460,19 @@ async fn run_task(
         QueueTarget::Team(name) => Target::Team(name),
     };
     let outcome = runtime.run(target, &lease.record.task, &no_events()).await;
-    renewer.abort();
+    slot.free();
     let mut done = false;
     let recorded = match outcome {
         Ok(result) => {
             done = true;
-            queue
-                .ack(&lease, &serde_json::to_string(&result).unwrap_or_default())
-                .await
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            let output = serde_json::to_string(&result).unwrap_or_default();
+            match acker.send((lease.clone(), output, sender)) {
+                Ok(()) => receiver.await.unwrap_or_else(|_| {
+                    Err(QueueError::Database("the ack loop stopped".to_owned()))
+                }),
+                Err(_) => Err(QueueError::Database("the ack loop stopped".to_owned())),
+            }
         }
         Err(failure) => match failure.error.model_error() {
             Some(error) if error.kind.is_auth() => {
@@ -353,10 +519,11 @@ async fn run_task(
             _ => {}
         }
     }
+    renewer.abort();
     if let Err(error) = recorded {
         log(format!("task {}: {error}", lease.record.id));
     }
-    finished.notify_one();
+    slot.finished.notify_one();
 }
 
 /// One line: who refused which key, and the likely cause.

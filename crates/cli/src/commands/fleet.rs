@@ -255,9 +255,13 @@ pub fn up(args: &UpArgs) -> anyhow::Result<Exit> {
         }
         Ok(match exit {
             UpExit::Finished(stats) => {
-                eprintln!(
-                    "up: every task is finished: {} done, {} failed, {} dead, {} cancelled",
-                    stats.done, stats.failed, stats.dead, stats.cancelled
+                                eprintln!(
+                    "up: every task is finished after {:.2} s: {} done, {} failed, {} dead, {} cancelled",
+                    started.elapsed().as_secs_f64(),
+                    stats.done,
+                    stats.failed,
+                    stats.dead,
+                    stats.cancelled
                 );
                 Exit::Ok
             }
