@@ -197,7 +197,12 @@ impl Team {
             return Ok(finish(messages, reason, selector_usage));
         }
         loop {
-            let deadline = self.termination.timeout.map(|timeout| started + timeout);
+            let deadline_now = |fired: &Fired| {
+                self.termination
+                    .timeout
+                    .map(|timeout| started + timeout)
+                    .filter(|_| self.termination.timeout_ends_run(fired))
+            };
             let speaker = match &self.speakers {
                 Speakers::RoundRobin => turn_index % self.members.len(),
                 Speakers::Selector { client, prompt } => {
@@ -208,22 +213,9 @@ impl Team {
                         last_speaker,
                         turn_index,
                     );
-                    let choice = match deadline
-                        .filter(|_| self.termination.timeout_ends_run(&fired))
-                    {
-                        Some(deadline) => match tokio::time::timeout_at(deadline, choice).await {
-                            Ok(choice) => choice,
-                            Err(_) => {
-                                self.termination
-                                    .check(&mut fired, &messages, started.elapsed());
-                                let reason = self
-                                    .termination
-                                    .decide(&fired)
-                                    .unwrap_or_else(|| "timeout".to_owned());
-                                return Ok(finish(messages, reason, selector_usage));
-                            }
-                        },
-                        None => choice.await,
+                    let Some(choice) = before(deadline_now(&fired), choice).await else {
+                        let reason = self.timed_out(&mut fired, &messages, started);
+                        return Ok(finish(messages, reason, selector_usage));
                     };
                     match choice {
                         Ok((index, usage)) => {
@@ -241,20 +233,9 @@ impl Team {
             turn_index += 1;
             last_speaker = Some(speaker);
             let turn = self.members[speaker].turn(&messages, events);
-            let outcome = match deadline.filter(|_| self.termination.timeout_ends_run(&fired)) {
-                Some(deadline) => match tokio::time::timeout_at(deadline, turn).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        self.termination
-                            .check(&mut fired, &messages, started.elapsed());
-                        let reason = self
-                            .termination
-                            .decide(&fired)
-                            .unwrap_or_else(|| "timeout".to_owned());
-                        return Ok(finish(messages, reason, selector_usage));
-                    }
-                },
-                None => turn.await,
+            let Some(outcome) = before(deadline_now(&fired), turn).await else {
+                let reason = self.timed_out(&mut fired, &messages, started);
+                return Ok(finish(messages, reason, selector_usage));
             };
             match outcome {
                 Ok(produced) => {
@@ -277,6 +258,15 @@ impl Team {
                 }
             }
         }
+    }
+
+    /// The stop reason when the run's time is up in the middle of a turn: the conditions that
+    /// fired by then, or `timeout` alone.
+    fn timed_out(&self, fired: &mut Fired, messages: &[TaskMessage], started: Instant) -> String {
+        self.termination.check(fired, messages, started.elapsed());
+        self.termination
+            .decide(fired)
+            .unwrap_or_else(|| "timeout".to_owned())
     }
 
     /// Asks the selector model for the next speaker among the candidates (everyone but the last
@@ -361,6 +351,14 @@ impl Team {
             }
         }
         Ok((candidates[turn_index % candidates.len()], usage))
+    }
+}
+
+/// Awaits `work`, giving up at `deadline` when there is one; `None` when time ran out first.
+async fn before<F: Future>(deadline: Option<Instant>, work: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        None => Some(work.await),
     }
 }
 

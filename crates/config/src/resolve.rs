@@ -207,30 +207,24 @@ fn read_command(argv: &[String], base_dir: &Path) -> Result<Read, Failure> {
             "run it by hand to see why (often an expired login: az login, or a missing identity)",
         ));
     }
-    let mut value = match String::from_utf8(bytes) {
-        Ok(value) => value,
-        Err(error) => {
-            error.into_bytes().zeroize();
-            return Err(fail(
+    secret_text(
+        bytes,
+        origin.clone(),
+        || {
+            fail(
                 ProblemCode::Unreadable,
                 format!("command {program} printed something that is not UTF-8 text"),
                 "make it print the token alone",
-            ));
-        }
-    };
-    let trimmed_newline = trim_trailing_newlines(&mut value);
-    if value.is_empty() {
-        return Err(fail(
-            ProblemCode::Empty,
-            format!("command {program} printed nothing"),
-            "make it print the token alone",
-        ));
-    }
-    Ok(Read {
-        value: Secret::new(value),
-        origin,
-        trimmed_newline,
-    })
+            )
+        },
+        || {
+            fail(
+                ProblemCode::Empty,
+                format!("command {program} printed nothing"),
+                "make it print the token alone",
+            )
+        },
+    )
 }
 
 fn read_env(variable: &str, env: &dyn Environment) -> Result<Read, Failure> {
@@ -369,24 +363,44 @@ fn read_file(path: &Path, origin: Origin) -> Result<Read, Failure> {
         ));
     }
     let bytes = fs::read(path).map_err(|error| io_failure(&fail, &shown, &error))?;
+    secret_text(
+        bytes,
+        origin.clone(),
+        || {
+            fail(
+                ProblemCode::Unreadable,
+                format!("file {shown} is not UTF-8 text"),
+                "write the key as plain text, e.g. printf '%s' \"$KEY\" > FILE",
+            )
+        },
+        || {
+            fail(
+                ProblemCode::Empty,
+                format!("file {shown} is empty"),
+                "write the key into the file, or point at the file that holds it",
+            )
+        },
+    )
+}
+
+/// Turns bytes read from a file or a command into a secret: UTF-8, trailing newlines
+/// trimmed, not empty. Bytes that are refused are zeroed before they are dropped.
+fn secret_text(
+    bytes: Vec<u8>,
+    origin: Origin,
+    not_text: impl FnOnce() -> Failure,
+    empty: impl FnOnce() -> Failure,
+) -> Result<Read, Failure> {
     let mut value = match String::from_utf8(bytes) {
         Ok(value) => value,
         Err(error) => {
             error.into_bytes().zeroize();
-            return Err(fail(
-                ProblemCode::Unreadable,
-                format!("file {shown} is not UTF-8 text"),
-                "write the key as plain text, e.g. printf '%s' \"$KEY\" > FILE",
-            ));
+            return Err(not_text());
         }
     };
     let trimmed_newline = trim_trailing_newlines(&mut value);
     if value.is_empty() {
-        return Err(fail(
-            ProblemCode::Empty,
-            format!("file {shown} is empty"),
-            "write the key into the file, or point at the file that holds it",
-        ));
+        return Err(empty());
     }
     Ok(Read {
         value: Secret::new(value),
