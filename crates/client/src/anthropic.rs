@@ -73,7 +73,7 @@ impl AnthropicClient {
                 })
         };
         self.auth.refresh(&self.name).await?;
-        let (response, sent) = self.transport.send(&prepare, explain).await?;
+        let (response, sent) = self.transport.send(&self.auth, &prepare, explain).await?;
         let (bytes, request_id) = read_body(response, &sent).await?;
         let wire: WireResponse =
             serde_json::from_slice(&bytes).map_err(|error| malformed(&sent, error))?;
@@ -85,7 +85,7 @@ impl AnthropicClient {
             .unwrap_or_default();
         let prepare = || self.prepare(reqwest::Method::POST, "/v1/messages", &body);
         self.auth.refresh(&self.name).await?;
-        let (response, sent) = self.transport.send(&prepare, explain).await?;
+        let (response, sent) = self.transport.send(&self.auth, &prepare, explain).await?;
         let request_id = crate::transport::request_id(response.headers());
         let parser = EventParser {
             assembler: Assembler::default(),
@@ -108,7 +108,10 @@ impl AnthropicClient {
                 })
         };
         self.auth.refresh(&self.name).await?;
-        self.transport.send(&prepare, explain).await.map(|_| ())
+        self.transport
+            .send(&self.auth, &prepare, explain)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -90,7 +90,10 @@ impl OpenAiClient {
                 })
         };
         self.auth.refresh(&self.name).await?;
-        let (response, sent) = self.transport.send(&prepare, self.explain).await?;
+        let (response, sent) = self
+            .transport
+            .send(&self.auth, &prepare, self.explain)
+            .await?;
         let (bytes, request_id) = read_body(response, &sent).await?;
         let wire: WireResponse =
             serde_json::from_slice(&bytes).map_err(|error| malformed(&sent, error))?;
@@ -101,7 +104,10 @@ impl OpenAiClient {
         let body = self.body(request, true);
         let prepare = || self.prepare(&body, &self.chat_url, reqwest::Method::POST);
         self.auth.refresh(&self.name).await?;
-        let (response, sent) = self.transport.send(&prepare, self.explain).await?;
+        let (response, sent) = self
+            .transport
+            .send(&self.auth, &prepare, self.explain)
+            .await?;
         let request_id = crate::transport::request_id(response.headers());
         let parser = ChunkParser {
             assembler: Assembler::default(),
@@ -126,7 +132,7 @@ impl OpenAiClient {
                 };
                 self.auth.refresh(&self.name).await?;
                 self.transport
-                    .send(&prepare, self.explain)
+                    .send(&self.auth, &prepare, self.explain)
                     .await
                     .map(|_| ())
             }

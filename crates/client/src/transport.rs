@@ -101,6 +101,21 @@ impl Auth {
         }
     }
 
+    /// After the provider refused the key sent in `rejected`: whether another key is now worth
+    /// one more try (the source was read again and holds a new key, or another request already
+    /// swapped one in).
+    pub async fn renewed_after(&self, rejected: &ModelError) -> bool {
+        let (Credential::Key(credential), ErrorKind::AuthRejected, Some(fingerprint)) =
+            (&self.credential, rejected.kind, rejected.fingerprint)
+        else {
+            return false;
+        };
+        let credential = credential.clone();
+        tokio::task::spawn_blocking(move || credential.renew_after_rejection(fingerprint))
+            .await
+            .unwrap_or(false)
+    }
+
     /// The header carrying the current key, marked sensitive so that no debug output shows it,
     /// and what was sent, for errors.
     pub fn header(
@@ -184,14 +199,18 @@ impl Transport {
     }
 
     /// Sends until success, a final error, or the attempts run out. `prepare` builds each
-    /// attempt anew from the credential's current key.
+    /// attempt anew from the credential's current key. A key the provider refuses is renewed
+    /// from its source once, and the request sent again at once with the new key; that extra
+    /// attempt does not count against the retry policy.
     pub async fn send(
         &self,
+        auth: &Auth,
         prepare: &(dyn Fn() -> Result<Prepared, ModelError> + Send + Sync),
         explain: Explain,
     ) -> Result<(reqwest::Response, Sent), ModelError> {
         let policy = self.options.retry;
         let mut attempt = 0;
+        let mut renewed = false;
         loop {
             attempt += 1;
             let Prepared { request, sent } = prepare()?;
@@ -204,10 +223,15 @@ impl Transport {
                 attempts: attempt,
                 ..error
             };
-            if !error.kind.is_retryable() || attempt >= policy.max_attempts.max(1) {
+            if !renewed && auth.renewed_after(&error).await {
+                renewed = true;
+                continue;
+            }
+            let counted = attempt - u32::from(renewed);
+            if !error.kind.is_retryable() || counted >= policy.max_attempts.max(1) {
                 return Err(error);
             }
-            tokio::time::sleep(policy.delay(attempt, error.retry_after)).await;
+            tokio::time::sleep(policy.delay(counted, error.retry_after)).await;
         }
     }
 }

@@ -3,8 +3,13 @@
 //! Clients ask it for the current key on every request instead of keeping a copy, so that a
 //! rotated key (a re-read file, a fallback key) takes effect on the next request with no client
 //! rebuilt. Each swap increments the generation, which status pages report.
+//!
+//! A credential may also know how to read its source again: when a provider refuses the key, the
+//! client asks it for the source's current value, so that a key rotated at the source (a secret
+//! file rewritten, a mounted secret updated) is picked up by the very request that found out.
 
-use std::sync::{Arc, RwLock};
+use std::fmt;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::fingerprint::Fingerprint;
 use crate::secret::Secret;
@@ -20,10 +25,22 @@ pub struct CurrentKey {
     pub generation: u64,
 }
 
+/// Reads a credential's source again, returning its key only if it passes the provider's checks.
+pub type Reread = Box<dyn Fn() -> Option<Arc<Secret>> + Send + Sync>;
+
 /// One provider's key, shared by every client that sends it.
-#[derive(Debug)]
 pub struct LiveCredential {
     current: RwLock<CurrentKey>,
+    reread: OnceLock<Reread>,
+}
+
+impl fmt::Debug for LiveCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveCredential")
+            .field("current", &self.current())
+            .field("rereads", &self.reread.get().is_some())
+            .finish()
+    }
 }
 
 impl LiveCredential {
@@ -36,6 +53,33 @@ impl LiveCredential {
                 fingerprint,
                 generation: 1,
             }),
+            reread: OnceLock::new(),
+        }
+    }
+
+    /// Teaches the credential how to read its source again. Only the first call counts.
+    pub fn set_reread(&self, reread: Reread) {
+        let _ = self.reread.set(reread);
+    }
+
+    /// Called when the provider refused the key with fingerprint `rejected`: whether there is now
+    /// another key worth one more try. That is so when another request already swapped the key,
+    /// or when the source, read again, holds a different key that passes its checks (which then
+    /// becomes the current key). Reading the source touches the file system: call it off the
+    /// async threads.
+    pub fn renew_after_rejection(&self, rejected: Fingerprint) -> bool {
+        if self.current().fingerprint != rejected {
+            return true;
+        }
+        let Some(reread) = self.reread.get() else {
+            return false;
+        };
+        match reread() {
+            Some(secret) if Fingerprint::of(secret.expose().trim()) != rejected => {
+                self.replace(secret);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -87,6 +131,44 @@ mod tests {
             credential.replace(Arc::new(Secret::new("second".into()))),
             2,
             "same key, same generation"
+        );
+    }
+
+    #[test]
+    fn a_rejected_key_is_renewed_only_when_the_source_changed() {
+        let source = Arc::new(RwLock::new("old".to_owned()));
+        let credential = LiveCredential::new(Arc::new(Secret::new("old".into())));
+        let rejected = Fingerprint::of("old");
+        assert!(
+            !credential.renew_after_rejection(rejected),
+            "no way to read the source again"
+        );
+        let reader = source.clone();
+        credential.set_reread(Box::new(move || {
+            let value = reader.read().unwrap().clone();
+            (!value.is_empty()).then(|| Arc::new(Secret::new(value)))
+        }));
+        assert!(
+            !credential.renew_after_rejection(rejected),
+            "the source still holds the rejected key"
+        );
+        *source.write().unwrap() = String::new();
+        assert!(
+            !credential.renew_after_rejection(rejected),
+            "an invalid new value is refused"
+        );
+        assert_eq!(credential.current().generation, 1);
+        *source.write().unwrap() = "new".to_owned();
+        assert!(credential.renew_after_rejection(rejected));
+        let current = credential.current();
+        assert_eq!((current.secret.expose(), current.generation), ("new", 2));
+        assert!(
+            credential.renew_after_rejection(rejected),
+            "a request that sent the old key retries with the one already swapped in"
+        );
+        assert!(
+            !credential.renew_after_rejection(Fingerprint::of("new")),
+            "the new key rejected too: nothing else to try"
         );
     }
 }

@@ -28,7 +28,7 @@ pub mod token;
 use std::path::{Path, PathBuf};
 
 pub use check::{CheckReport, ProviderCheck, check, check_provider};
-pub use credential::{CurrentKey, LiveCredential};
+pub use credential::{CurrentKey, LiveCredential, Reread};
 pub use env::{Environment, FixedEnv, ProcessEnv};
 pub use error::{ConfigError, Diagnostic};
 pub use fingerprint::{Fingerprint, KeyFamily, KeyShape};

@@ -2,7 +2,9 @@
 //!
 //! A worker resolves and checks every credential it needs in its own process before it
 //! registers, so a replica without its key never takes a task. When a provider refuses a key
-//! mid-run, the task goes back to the queue uncounted and the worker quarantines that provider:
+//! mid-run, the worker reads the key's source again: a key rotated there is used at once and the
+//! request retried. Otherwise the task goes back to the queue uncounted and the worker
+//! quarantines that provider:
 //! it leases nothing that needs it, says why in its heartbeat, and re-checks the credential
 //! (re-reading file sources) until it works again. Other failures follow the queue's retries.
 
@@ -134,23 +136,29 @@ pub async fn run(
         runtime.clone(),
         log.clone(),
     ));
-    // Rechecks run on a config of their own, parsed again from the same file (a `Config` holds
-    // literal secrets and is deliberately not `Clone`).
-    let recheck_config = std::fs::read_to_string(&config.path)
+    // Rechecks and re-reads after a refused key run on a config of their own, parsed again from
+    // the same file (a `Config` holds literal secrets and is deliberately not `Clone`).
+    let reread_config = std::fs::read_to_string(&config.path)
         .ok()
-        .and_then(|text| agentfleet_config::parse::parse(&config.path, &text).ok());
-    let recheck = match recheck_config {
-        Some(recheck_config) => Some(tokio::spawn(recheck_loop(
-            recheck_config,
-            options.clone(),
-            shared.clone(),
-            runtime.clone(),
-            env_snapshot(env, config),
-            log.clone(),
-        ))),
+        .and_then(|text| agentfleet_config::parse::parse(&config.path, &text).ok())
+        .map(Arc::new);
+    let recheck = match reread_config {
+        Some(reread_config) => {
+            let env = Arc::new(env_snapshot(env, config));
+            install_rereads(&runtime, &reread_config, &env);
+            Some(tokio::spawn(recheck_loop(
+                reread_config,
+                options.clone(),
+                shared.clone(),
+                runtime.clone(),
+                env,
+                log.clone(),
+            )))
+        }
         None => {
             log(
-                "cannot re-read the config file: a quarantined provider will stay quarantined"
+                "cannot re-read the config file: a refused key will not be read again, and a \
+                 quarantined provider will stay quarantined"
                     .to_owned(),
             );
             None
@@ -629,14 +637,37 @@ fn env_snapshot(env: &dyn Environment, config: &Config) -> agentfleet_config::Fi
     fixed
 }
 
+/// Lets every key read its source again when the provider refuses it, so that a key rotated at
+/// its source (a secret file rewritten, a mounted secret updated) is used by the very request
+/// that was refused, before the provider is quarantined. A new value is taken only if it passes
+/// the same checks as at preflight.
+fn install_rereads(
+    runtime: &Runtime,
+    config: &Arc<Config>,
+    env: &Arc<agentfleet_config::FixedEnv>,
+) {
+    for credential in runtime.credentials() {
+        let Some(live) = &credential.live else {
+            continue;
+        };
+        let (config, env) = (config.clone(), env.clone());
+        let provider = credential.provider.clone();
+        live.set_reread(Box::new(move || {
+            let provider = config.provider(&provider)?;
+            let check = agentfleet_config::check_provider(&config, provider, env.as_ref());
+            if check.is_usable() { check.key } else { None }
+        }));
+    }
+}
+
 /// Checks each quarantined provider again: re-reads its credential, swaps in a changed key, and
 /// probes; a provider that answers leaves quarantine.
 async fn recheck_loop(
-    config: Config,
+    config: Arc<Config>,
     options: WorkerOptions,
     shared: Arc<Mutex<Shared>>,
     runtime: Arc<Runtime>,
-    env: agentfleet_config::FixedEnv,
+    env: Arc<agentfleet_config::FixedEnv>,
     log: Log,
 ) {
     loop {
@@ -652,7 +683,7 @@ async fn recheck_loop(
             let Some(provider) = config.provider(&provider_name) else {
                 continue;
             };
-            let check = agentfleet_config::check_provider(&config, provider, &env);
+            let check = agentfleet_config::check_provider(&config, provider, env.as_ref());
             let Some(credential) = runtime
                 .credentials()
                 .iter()

@@ -1,6 +1,7 @@
 //! The fleet end to end: real worker processes, the stand-in over HTTP, SQLite and PostgreSQL.
 //! A worker without its key takes nothing; a worker with a revoked key gives its tasks back and
-//! steps aside; when every key is bad tasks wait, and drain once the key file is fixed; a killed
+//! steps aside; a key file rotated under load, the old key revoked, fails nothing; when every
+//! key is bad tasks wait, and drain once the key file is fixed; a killed
 //! worker's task completes elsewhere; stopping `up` loses nothing; and a canary credential
 //! appears in no worker's environment, output, status or database row.
 
@@ -15,6 +16,7 @@ use crate::util::Workspace;
 
 const GOOD: &str = "sk-standin-FleetGoodKey0123456789abcdef";
 const BAD: &str = "sk-standin-FleetRevokedKey9876543210fedc";
+const ROTATED: &str = "sk-standin-FleetRotatedKey0123456789abcd";
 
 /// A queue for one test: a SQLite file in the workspace, or a fresh PostgreSQL schema.
 enum Backend {
@@ -394,6 +396,68 @@ fn when_every_key_is_bad_tasks_wait_and_drain_once_the_key_file_is_fixed() {
         }
         assert_eq!(status["queue"]["failed"], 0);
         fleet.stop_all();
+    });
+}
+
+#[test]
+fn a_key_file_rotated_under_load_with_the_old_key_revoked_fails_nothing() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(backend, "{ file = \"key\" }", &["--latency-ms", "100"]);
+        fleet.workspace.write("key", format!("{GOOD}\n"));
+        fleet.submit(300);
+        let up = fleet
+            .command(&["up", "--workers", "2", "--concurrency", "4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        fleet.children.push(up);
+        fleet.wait_for(Duration::from_secs(30), "work under way", |s| {
+            s["queue"]["done"].as_u64().unwrap() >= 40
+        });
+
+        // The provider takes the new key, the secret file gets it, the old key is revoked.
+        fleet
+            .workspace
+            .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
+        fleet.workspace.write("key", format!("{ROTATED}\n"));
+        std::thread::sleep(Duration::from_millis(300));
+        fleet
+            .workspace
+            .write("standin-keys", format!("{ROTATED}\n"));
+
+        let status = fleet.wait_for(Duration::from_secs(60), "every task done", |s| {
+            s["queue"]["done"] == 300
+        });
+        let queue = &status["queue"];
+        assert_eq!(
+            (&queue["failed"], &queue["dead"]),
+            (&Value::from(0), &Value::from(0)),
+            "{status:#}"
+        );
+        let workers = status["workers"].as_array().unwrap();
+        assert_eq!(workers.len(), 2, "{status:#}");
+        for worker in workers {
+            assert_eq!(worker["state"], "healthy", "{status:#}");
+            assert_eq!(
+                worker["credentials"]["main"]["fingerprint"],
+                Fingerprint::of(ROTATED).to_string(),
+                "{status:#}"
+            );
+            assert_eq!(worker["credentials"]["main"]["generation"], 2);
+        }
+        let results = fleet.run(&["results", "--json"]).json();
+        assert!(
+            results
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["attempts"] == 1),
+            "no task was run twice: the refused request was retried with the new key"
+        );
+        let (code, stderr) = fleet.stop_all().remove(0);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("quarantin"), "{stderr}");
     });
 }
 

@@ -308,6 +308,73 @@ async fn keys_rotate_through_the_keys_file_while_the_client_lives() {
     client.chat(&ask("rotated")).await.unwrap();
 }
 
+#[tokio::test]
+async fn a_refused_key_rotated_at_its_source_is_read_again_and_the_request_retried_once() {
+    let server = standin().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, client_spec) in [
+        (
+            "openai",
+            spec(
+                ProviderKind::OpenAi,
+                Some(&format!("{}/v1", server.url())),
+                Some(OTHER),
+            ),
+        ),
+        (
+            "azure v1",
+            spec(
+                ProviderKind::AzureOpenAi,
+                Some(&format!("{}/openai/v1", server.url())),
+                Some(OTHER),
+            ),
+        ),
+        (
+            "anthropic",
+            spec(ProviderKind::Anthropic, Some(&server.url()), Some(OTHER)),
+        ),
+    ] {
+        // The process holds a key the provider no longer takes; its source file holds `source`.
+        let source_file = dir.path().join(name);
+        let credential: Arc<LiveCredential> = client_spec.credential.clone().unwrap();
+        let reader = source_file.clone();
+        credential.set_reread(Box::new(move || {
+            let text = std::fs::read_to_string(&reader).ok()?;
+            let key = text.trim();
+            (!key.is_empty()).then(|| Arc::new(Secret::new(key.to_owned())))
+        }));
+        let client = build(client_spec);
+
+        std::fs::write(&source_file, format!("{OTHER}\n")).unwrap();
+        let error = client.chat(&ask("unchanged")).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::AuthRejected, "{name}: {error}");
+        assert_eq!(error.attempts, 1, "{name}: nothing new to retry with");
+
+        std::fs::write(&source_file, "\n").unwrap();
+        let error = client.chat(&ask("emptied")).await.unwrap_err();
+        assert_eq!(
+            error.kind,
+            ErrorKind::AuthRejected,
+            "{name}: an empty file is refused"
+        );
+        assert_eq!(credential.current().generation, 1, "{name}");
+
+        std::fs::write(&source_file, format!("{KEY}\n")).unwrap();
+        let reply = client.chat(&ask("rotated")).await;
+        assert!(reply.is_ok(), "{name}: {:?}", reply.err());
+        let current = credential.current();
+        assert_eq!(current.fingerprint, Fingerprint::of(KEY), "{name}");
+        assert_eq!(current.generation, 2, "{name}");
+        assert!(client.probe().await.is_ok(), "{name}");
+    }
+    let stats = server.stats();
+    assert_eq!(
+        stats.by_key[&Fingerprint::of(OTHER).to_string()].by_status[&401],
+        9,
+        "each surface: one refusal per request, and no retry of an unchanged key"
+    );
+}
+
 async fn probe_with(server: &Standin, key: &str) -> bool {
     build(spec(
         ProviderKind::OpenAi,
