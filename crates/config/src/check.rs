@@ -71,6 +71,23 @@ pub struct ProviderCheck {
     /// For `entra_token`: the token source, holding the token read now. Never serialized.
     #[serde(skip)]
     pub token: Option<Arc<TokenSource>>,
+    /// `api_key_fallback`, when the provider declares one.
+    pub fallback: Option<FallbackCheck>,
+}
+
+/// The outcome of checking a provider's `api_key_fallback`. Its problems are warnings in the
+/// provider's list: the provider works without it, but will have nothing to fall back on.
+#[derive(Clone, Debug, Serialize)]
+pub struct FallbackCheck {
+    /// Where it was read from, labelled like the main key's source.
+    pub source: String,
+    /// Its fingerprint, when one was found.
+    pub fingerprint: Option<Fingerprint>,
+    /// The published shape it matches, when one was found.
+    pub shape: Option<KeyShape>,
+    /// The resolved key, when it passed every check. Never serialized.
+    #[serde(skip)]
+    pub key: Option<Arc<Secret>>,
 }
 
 impl ProviderCheck {
@@ -169,6 +186,7 @@ pub fn check_provider(
         organization,
         project,
         token: None,
+        fallback: None,
     };
     if let Some(source) = &provider.entra_token {
         check_token(
@@ -282,9 +300,99 @@ pub fn check_provider(
             }
         },
     }
+    if let Some(source) = &provider.api_key_fallback {
+        let endpoint_wrong = problems
+            .iter()
+            .any(|p| p.code == ProblemCode::EndpointMismatch);
+        let judged_url = url.as_ref().map(|(_, u)| u).filter(|_| !endpoint_wrong);
+        let inspect = |value: &str, origin: &Origin, name: Option<&str>| {
+            inspect_key(
+                value,
+                origin,
+                name,
+                provider.kind,
+                judged_url,
+                !endpoint_wrong,
+            )
+        };
+        check.fallback = Some(check_fallback(
+            config,
+            source,
+            env,
+            check.fingerprint,
+            &inspect,
+            &mut |finding| problems.push(context.problem(finding)),
+        ));
+    }
     problems.sort_by_key(|problem| std::cmp::Reverse(problem.severity));
     check.problems = problems;
     check
+}
+
+/// Judges a key read from `origin` (a source named `name`, if any) against where it is sent.
+type InspectKey<'a> = dyn Fn(&str, &Origin, Option<&str>) -> Vec<Finding> + 'a;
+
+/// Resolves and judges `api_key_fallback` like `api_key`, reporting what is wrong as warnings.
+fn check_fallback(
+    config: &Config,
+    source: &CredentialSource,
+    env: &dyn Environment,
+    primary: Option<Fingerprint>,
+    inspect: &InspectKey<'_>,
+    report: &mut dyn FnMut(Finding),
+) -> FallbackCheck {
+    let mut warn = |finding: Finding| {
+        report(Finding {
+            severity: finding.severity.min(Severity::Warning),
+            what: format!("api_key_fallback: {}", finding.what),
+            ..finding
+        })
+    };
+    let read = match resolve::read(source, &config.base_dir, env) {
+        Ok(read) => read,
+        Err(failure) => {
+            warn(Finding {
+                code: failure.code,
+                severity: Severity::Warning,
+                what: failure.what,
+                fix: failure.fix,
+            });
+            return FallbackCheck {
+                source: failure.origin.label(),
+                fingerprint: None,
+                shape: None,
+                key: None,
+            };
+        }
+    };
+    let trimmed = read.value.expose().trim();
+    let fingerprint = (!trimmed.is_empty()).then(|| Fingerprint::of(trimmed));
+    let shape = fingerprint.map(|_| KeyShape::of(trimmed));
+    let findings = inspect(read.value.expose(), &read.origin, source.name());
+    let usable = findings.iter().all(|f| f.severity < Severity::Error);
+    for finding in findings {
+        warn(finding);
+    }
+    if let (Some(fingerprint), Some(primary)) = (fingerprint, primary)
+        && fingerprint == primary
+    {
+        warn(Finding {
+            code: ProblemCode::FallbackSameKey,
+            severity: Severity::Warning,
+            what: format!(
+                "{} holds the same key as api_key ({fingerprint}), so it cannot help when that \
+                 key is refused",
+                read.origin.describe()
+            ),
+            fix: "point api_key_fallback at the provider's second key (Azure: KEY2)".to_owned(),
+        });
+    }
+    FallbackCheck {
+        source: read.origin.label(),
+        fingerprint,
+        shape,
+        key: usable.then(|| Arc::new(read.value)),
+    }
 }
 
 /// Resolves and judges an Entra token: its characters, that it is a JWT, and its expiry.
@@ -574,6 +682,60 @@ termination = { max_messages = 6 }
         assert_eq!(openai.shape, Some(KeyShape::OpenAiProject));
         assert_eq!(openai.key.as_ref().unwrap().expose(), OPENAI_KEY);
         assert_eq!(openai.used_by, ["writer", "critic", "review"]);
+    }
+
+    const AZURE_WITH_FALLBACK: &str = r#"
+[providers.azure]
+kind = "azure_openai"
+endpoint = "https://contoso.openai.azure.com"
+deployment = "gpt4o"
+api_version = "2024-10-21"
+api_key = { env = "AZURE_OPENAI_API_KEY" }
+api_key_fallback = { env = "AZURE_OPENAI_API_KEY_2" }
+"#;
+
+    #[test]
+    fn a_fallback_is_checked_like_the_key_but_only_warns() {
+        let config = config(AZURE_WITH_FALLBACK);
+        let second = "a4e0e8440123456789abcdef0123ffff";
+        let env = FixedEnv::new()
+            .with("AZURE_OPENAI_API_KEY", AZURE_KEY)
+            .with("AZURE_OPENAI_API_KEY_2", second);
+        let azure = check_provider(&config, config.provider("azure").unwrap(), &env);
+        assert!(azure.problems.is_empty(), "{:?}", azure.problems);
+        let fallback = azure.fallback.as_ref().unwrap();
+        assert_eq!(fallback.source, "env:AZURE_OPENAI_API_KEY_2");
+        assert_eq!(fallback.fingerprint, Some(Fingerprint::of(second)));
+        assert_eq!(fallback.key.as_ref().unwrap().expose(), second);
+        let json = serde_json::to_string(&azure).unwrap();
+        assert!(json.contains("\"fallback\":{\"source\":\"env:AZURE_OPENAI_API_KEY_2\""));
+        assert!(!json.contains(second), "{json}");
+
+        // Missing, or a key of another provider: the provider still works, with a warning.
+        for (value, code) in [(None, "missing"), (Some(OPENAI_KEY), "provider-mismatch")] {
+            let mut env = FixedEnv::new().with("AZURE_OPENAI_API_KEY", AZURE_KEY);
+            if let Some(value) = value {
+                env = env.with("AZURE_OPENAI_API_KEY_2", value);
+            }
+            let azure = check_provider(&config, config.provider("azure").unwrap(), &env);
+            assert!(azure.is_usable(), "{:?}", azure.problems);
+            assert!(azure.key.is_some());
+            assert_eq!(codes(&azure), [code], "{:?}", azure.problems);
+            assert_eq!(azure.problems[0].severity, Severity::Warning);
+            assert!(
+                azure.problems[0].message.starts_with("api_key_fallback: "),
+                "{}",
+                azure.problems[0].message
+            );
+            assert!(azure.fallback.as_ref().unwrap().key.is_none());
+        }
+
+        let env = FixedEnv::new()
+            .with("AZURE_OPENAI_API_KEY", AZURE_KEY)
+            .with("AZURE_OPENAI_API_KEY_2", AZURE_KEY);
+        let azure = check_provider(&config, config.provider("azure").unwrap(), &env);
+        assert_eq!(codes(&azure), ["fallback-same-key"]);
+        assert!(azure.problems[0].fix.contains("KEY2"));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! client asks it for the source's current value, so that a key rotated at the source (a secret
 //! file rewritten, a mounted secret updated) is picked up by the very request that found out.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::fingerprint::Fingerprint;
 use crate::secret::Secret;
@@ -25,13 +26,16 @@ pub struct CurrentKey {
     pub generation: u64,
 }
 
-/// Reads a credential's source again, returning its key only if it passes the provider's checks.
-pub type Reread = Box<dyn Fn() -> Option<Arc<Secret>> + Send + Sync>;
+/// Reads a credential's sources again: the keys they hold now, in order of preference (the key,
+/// then its fallback), each only if it passes the provider's checks.
+pub type Reread = Box<dyn Fn() -> Vec<Arc<Secret>> + Send + Sync>;
 
 /// One provider's key, shared by every client that sends it.
 pub struct LiveCredential {
     current: RwLock<CurrentKey>,
     reread: OnceLock<Reread>,
+    /// Keys the provider refused in this process, never switched back to after a refusal.
+    refused: Mutex<HashSet<Fingerprint>>,
 }
 
 impl fmt::Debug for LiveCredential {
@@ -54,32 +58,7 @@ impl LiveCredential {
                 generation: 1,
             }),
             reread: OnceLock::new(),
-        }
-    }
-
-    /// Teaches the credential how to read its source again. Only the first call counts.
-    pub fn set_reread(&self, reread: Reread) {
-        let _ = self.reread.set(reread);
-    }
-
-    /// Called when the provider refused the key with fingerprint `rejected`: whether there is now
-    /// another key worth one more try. That is so when another request already swapped the key,
-    /// or when the source, read again, holds a different key that passes its checks (which then
-    /// becomes the current key). Reading the source touches the file system: call it off the
-    /// async threads.
-    pub fn renew_after_rejection(&self, rejected: Fingerprint) -> bool {
-        if self.current().fingerprint != rejected {
-            return true;
-        }
-        let Some(reread) = self.reread.get() else {
-            return false;
-        };
-        match reread() {
-            Some(secret) if Fingerprint::of(secret.expose().trim()) != rejected => {
-                self.replace(secret);
-                true
-            }
-            _ => false,
+            refused: Mutex::new(HashSet::new()),
         }
     }
 
@@ -106,6 +85,40 @@ impl LiveCredential {
             current.secret = secret;
         }
         current.generation
+    }
+
+    /// Teaches the credential how to read its source again. Only the first call counts.
+    pub fn set_reread(&self, reread: Reread) {
+        let _ = self.reread.set(reread);
+    }
+
+    /// Called when the provider refused the key with fingerprint `rejected`: whether there is now
+    /// another key worth one more try. That is so when another request already swapped the key,
+    /// or when the sources, read again, hold a key that passes its checks and was not refused
+    /// before (a key rotated at its source, or the fallback), which then becomes the current key.
+    /// Reading sources touches the file system: call it off the async threads.
+    pub fn renew_after_rejection(&self, rejected: Fingerprint) -> bool {
+        let mut refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        refused.insert(rejected);
+        if self.current().fingerprint != rejected {
+            return true;
+        }
+        let Some(reread) = self.reread.get() else {
+            return false;
+        };
+        let fresh = reread()
+            .into_iter()
+            .find(|secret| !refused.contains(&Fingerprint::of(secret.expose().trim())));
+        match fresh {
+            Some(secret) => {
+                self.replace(secret);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -146,7 +159,10 @@ mod tests {
         let reader = source.clone();
         credential.set_reread(Box::new(move || {
             let value = reader.read().unwrap().clone();
-            (!value.is_empty()).then(|| Arc::new(Secret::new(value)))
+            (!value.is_empty())
+                .then(|| Arc::new(Secret::new(value)))
+                .into_iter()
+                .collect()
         }));
         assert!(
             !credential.renew_after_rejection(rejected),
@@ -168,7 +184,33 @@ mod tests {
         );
         assert!(
             !credential.renew_after_rejection(Fingerprint::of("new")),
-            "the new key rejected too: nothing else to try"
+            "the new key refused too: nothing else to try"
+        );
+    }
+
+    #[test]
+    fn the_fallback_is_tried_after_the_key_and_a_refused_key_is_never_taken_back() {
+        let primary = Arc::new(RwLock::new("key1".to_owned()));
+        let credential = LiveCredential::new(Arc::new(Secret::new("key1".into())));
+        let reader = primary.clone();
+        credential.set_reread(Box::new(move || {
+            vec![
+                Arc::new(Secret::new(reader.read().unwrap().clone())),
+                Arc::new(Secret::new("key2".to_owned())),
+            ]
+        }));
+        assert!(credential.renew_after_rejection(Fingerprint::of("key1")));
+        assert_eq!(credential.current().secret.expose(), "key2");
+        assert!(
+            !credential.renew_after_rejection(Fingerprint::of("key2")),
+            "key1 was refused already"
+        );
+        *primary.write().unwrap() = "key1-regenerated".to_owned();
+        assert!(credential.renew_after_rejection(Fingerprint::of("key2")));
+        let current = credential.current();
+        assert_eq!(
+            (current.secret.expose(), current.generation),
+            ("key1-regenerated", 3)
         );
     }
 }

@@ -284,6 +284,8 @@ pub struct Provider {
     pub base_url: Option<Setting>,
     /// `api_key`.
     pub api_key: Option<KeySetting>,
+    /// `api_key_fallback`: a second key (Azure's KEY2, say), tried when `api_key` is refused.
+    pub api_key_fallback: Option<CredentialSource>,
     /// `organization` (OpenAI).
     pub organization: Option<Setting>,
     /// `project` (OpenAI).

@@ -26,7 +26,7 @@ type Value<'t> = Spanned<DeValue<'t>>;
 type Key<'t> = Spanned<DeString<'t>>;
 
 const TOP_LEVEL_KEYS: &[&str] = &["providers", "agents", "teams", "tools", "queue", "fleet"];
-const PROVIDER_COMMON_KEYS: &[&str] = &["kind", "model", "base_url", "api_key"];
+const PROVIDER_COMMON_KEYS: &[&str] = &["kind", "model", "base_url", "api_key", "api_key_fallback"];
 const OPENAI_KEYS: &[&str] = &["organization", "project"];
 const AZURE_KEYS: &[&str] = &["endpoint", "deployment", "api_version", "entra_token"];
 const STANDIN_KEYS: &[&str] = &["script"];
@@ -401,6 +401,27 @@ impl<'t> Reader<'t> {
         let model = self.string(fields, "model");
         let base_url = self.setting(fields, "base_url", true);
         let api_key = self.key_setting(fields);
+        let api_key_fallback =
+            fields
+                .get("api_key_fallback")
+                .and_then(|value| match value.get_ref() {
+                    DeValue::Table(_) => self.source(
+                        value,
+                        &format!("{context} api_key_fallback"),
+                        "api_key_fallback",
+                    ),
+                    other => {
+                        self.wrong_type(
+                            value,
+                            context,
+                            "api_key_fallback",
+                            "a source such as { env = \"AZURE_OPENAI_API_KEY_2\" } (a key is never \
+                         written into the config)",
+                            other,
+                        );
+                        None
+                    }
+                });
         let organization = self.setting(fields, "organization", false);
         let project = self.setting(fields, "project", false);
         let endpoint = self.setting(fields, "endpoint", true);
@@ -452,6 +473,17 @@ impl<'t> Reader<'t> {
                 ),
             );
         }
+        if let Some(fallback) = fields.get("api_key_fallback")
+            && fields.get("api_key").is_none()
+        {
+            self.error(
+                &fallback.span(),
+                format!(
+                    "{context} sets api_key_fallback without api_key; the fallback is tried only \
+                     when api_key is refused, so add api_key"
+                ),
+            );
+        }
         let needs_key = matches!(
             kind,
             ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::Anthropic
@@ -471,6 +503,7 @@ impl<'t> Reader<'t> {
             model,
             base_url,
             api_key,
+            api_key_fallback,
             organization,
             project,
             endpoint,
@@ -1475,6 +1508,36 @@ concurrency = 16
         let found = problems("[providers.openai]\nkind = \"openai\nmodel = 3\n");
         assert!(found[0].starts_with("agentfleet.toml:2:"), "{found:#?}");
         assert!(found[0].contains("invalid TOML"), "{found:#?}");
+    }
+
+    #[test]
+    fn a_fallback_key_is_a_source_and_needs_a_key() {
+        let config = parse(
+            Path::new("agentfleet.toml"),
+            "[providers.a]\nkind = \"anthropic\"\nmodel = \"m\"\napi_key = { env = \"K1\" }\n\
+             api_key_fallback = { file = \"/run/secrets/key2\" }\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            &config.provider("a").unwrap().api_key_fallback,
+            Some(CredentialSource::File { .. })
+        ));
+        let found = problems(
+            "[providers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { env = \"K\" }\n\
+             api_key_fallback = \"sk-proj-SecondLiteralKey123\"\n\
+             [providers.b]\nkind = \"openai_compatible\"\nbase_url = \"http://h/v1\"\nmodel = \"m\"\n\
+             api_key_fallback = { env = \"K2\" }\n",
+        );
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].contains("[providers.a] api_key_fallback must be a source"),
+            "{found:#?}"
+        );
+        assert!(!found[0].contains("SecondLiteralKey"), "{found:#?}");
+        assert!(
+            found[1].contains("[providers.b] sets api_key_fallback without api_key"),
+            "{found:#?}"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum ProblemCode {
     InsecureEndpoint,
     /// A bearer token has expired, or will before it could be used.
     ExpiredToken,
+    /// `api_key_fallback` holds the same key as `api_key`, so it cannot help when that is refused.
+    FallbackSameKey,
 }
 
 impl ProblemCode {
@@ -59,6 +61,7 @@ impl ProblemCode {
             ProblemCode::InvalidUrl => "invalid-url",
             ProblemCode::InsecureEndpoint => "insecure-endpoint",
             ProblemCode::ExpiredToken => "expired-token",
+            ProblemCode::FallbackSameKey => "fallback-same-key",
         }
     }
 }

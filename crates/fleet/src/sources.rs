@@ -17,6 +17,9 @@ pub fn variables(config: &Config) -> Vec<String> {
         if let Some(KeySetting::From(source)) = &provider.api_key {
             add(source);
         }
+        if let Some(source) = &provider.api_key_fallback {
+            add(source);
+        }
         for setting in [
             &provider.base_url,
             &provider.endpoint,

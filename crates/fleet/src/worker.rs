@@ -637,10 +637,10 @@ fn env_snapshot(env: &dyn Environment, config: &Config) -> agentfleet_config::Fi
     fixed
 }
 
-/// Lets every key read its source again when the provider refuses it, so that a key rotated at
-/// its source (a secret file rewritten, a mounted secret updated) is used by the very request
-/// that was refused, before the provider is quarantined. A new value is taken only if it passes
-/// the same checks as at preflight.
+/// Lets every key read its sources again when the provider refuses it, so that a key rotated at
+/// its source (a secret file rewritten, a mounted secret updated), or else the provider's
+/// `api_key_fallback`, is used by the very request that was refused, before the provider is
+/// quarantined. A new value is taken only if it passes the same checks as at preflight.
 fn install_rereads(
     runtime: &Runtime,
     config: &Arc<Config>,
@@ -653,9 +653,14 @@ fn install_rereads(
         let (config, env) = (config.clone(), env.clone());
         let provider = credential.provider.clone();
         live.set_reread(Box::new(move || {
-            let provider = config.provider(&provider)?;
+            let Some(provider) = config.provider(&provider) else {
+                return Vec::new();
+            };
             let check = agentfleet_config::check_provider(&config, provider, env.as_ref());
-            if check.is_usable() { check.key } else { None }
+            let usable = check.is_usable();
+            let key = check.key.filter(|_| usable);
+            let fallback = check.fallback.and_then(|fallback| fallback.key);
+            key.into_iter().chain(fallback).collect()
         }));
     }
 }

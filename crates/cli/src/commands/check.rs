@@ -328,10 +328,22 @@ fn row(provider: &ProviderCheck) -> Vec<String> {
     } else {
         provider.used_by.join(", ")
     };
+    let (source, fingerprint) = match &provider.fallback {
+        Some(fallback) => (
+            format!("{}, fallback {}", provider.source, fallback.source),
+            format!(
+                "{fingerprint}, fallback {}",
+                fallback
+                    .fingerprint
+                    .map_or_else(|| "-".to_owned(), |f| f.to_string())
+            ),
+        ),
+        None => (provider.source.clone(), fingerprint),
+    };
     vec![
         provider.name.clone(),
         provider.kind.to_string(),
-        provider.source.clone(),
+        source,
         if provider.present { "yes" } else { "no" }.to_owned(),
         fingerprint,
         problems,

@@ -102,6 +102,45 @@ fn a_missing_key_is_one_line_naming_variable_provider_and_users() {
 }
 
 #[test]
+fn a_fallback_key_is_shown_beside_the_key_and_its_problems_only_warn() {
+    let workspace = Workspace::new();
+    workspace.write(
+        "agentfleet.toml",
+        OPENAI_TEAM.replace(
+            "api_key = { env = \"OPENAI_API_KEY\" }\n",
+            "api_key = { env = \"OPENAI_API_KEY\" }\napi_key_fallback = { file = \"key2\" }\n",
+        ),
+    );
+    workspace.write("key2", format!("{AZURE_KEY}\n"));
+    let output = run(workspace
+        .agentfleet(&["check"])
+        .env("OPENAI_API_KEY", OPENAI_KEY));
+    assert_eq!(output.code, 0, "{}", output.stdout);
+    let key = Fingerprint::of(OPENAI_KEY);
+    let fallback = Fingerprint::of(AZURE_KEY);
+    for expected in [
+        "env:OPENAI_API_KEY, fallback file:key2".to_owned(),
+        format!("openai-project-key {key}, fallback {fallback}"),
+        "api_key_fallback: ".to_owned(),
+        "provider-mismatch".to_owned(),
+    ] {
+        assert!(
+            output.stdout.contains(&expected),
+            "{expected}: {}",
+            output.stdout
+        );
+    }
+    assert!(!output.stdout.contains(AZURE_KEY));
+
+    let json = run(workspace
+        .agentfleet(&["check", "--json"])
+        .env("OPENAI_API_KEY", OPENAI_KEY))
+    .json();
+    assert_eq!(json["providers"][0]["fallback"]["source"], "file:key2");
+    assert_eq!(json["providers"][0]["problems"][0]["severity"], "warning");
+}
+
+#[test]
 fn a_good_key_reports_its_fingerprint_and_exits_zero() {
     let workspace = Workspace::new();
     workspace.write("agentfleet.toml", OPENAI_TEAM);

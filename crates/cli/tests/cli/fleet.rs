@@ -1,6 +1,7 @@
 //! The fleet end to end: real worker processes, the stand-in over HTTP, SQLite and PostgreSQL.
 //! A worker without its key takes nothing; a worker with a revoked key gives its tasks back and
-//! steps aside; a key file rotated under load, the old key revoked, fails nothing; when every
+//! steps aside; a key file rotated under load, the old key revoked, fails nothing, and so does a
+//! revoked key with a fallback; when every
 //! key is bad tasks wait, and drain once the key file is fixed; a killed
 //! worker's task completes elsewhere; stopping `up` loses nothing; and a canary credential
 //! appears in no worker's environment, output, status or database row.
@@ -455,6 +456,65 @@ fn a_key_file_rotated_under_load_with_the_old_key_revoked_fails_nothing() {
                 .all(|r| r["attempts"] == 1),
             "no task was run twice: the refused request was retried with the new key"
         );
+        let (code, stderr) = fleet.stop_all().remove(0);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("quarantin"), "{stderr}");
+    });
+}
+
+#[test]
+fn a_revoked_key_falls_back_to_the_second_key_under_load_and_fails_nothing() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(
+            backend,
+            "{ env = \"STANDIN_KEY\" }",
+            &["--latency-ms", "100"],
+        );
+        let config = fleet.workspace.path().join("agentfleet.toml");
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "api_key = { env = \"STANDIN_KEY\" }\n",
+            "api_key = { env = \"STANDIN_KEY\" }\napi_key_fallback = { env = \"STANDIN_KEY_2\" }\n",
+        );
+        fleet.workspace.write("agentfleet.toml", text);
+        fleet
+            .workspace
+            .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
+        fleet.submit(200);
+        let up = fleet
+            .command(&["up", "--workers", "2", "--concurrency", "4"])
+            .env("STANDIN_KEY", GOOD)
+            .env("STANDIN_KEY_2", ROTATED)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        fleet.children.push(up);
+        fleet.wait_for(Duration::from_secs(30), "work under way", |s| {
+            s["queue"]["done"].as_u64().unwrap() >= 30
+        });
+
+        // The first key is revoked (regenerated, say); the second stays valid.
+        fleet
+            .workspace
+            .write("standin-keys", format!("{ROTATED}\n"));
+
+        let status = fleet.wait_for(Duration::from_secs(60), "every task done", |s| {
+            s["queue"]["done"] == 200
+        });
+        let queue = &status["queue"];
+        assert_eq!(
+            (&queue["failed"], &queue["dead"]),
+            (&Value::from(0), &Value::from(0)),
+            "{status:#}"
+        );
+        for worker in status["workers"].as_array().unwrap() {
+            assert_eq!(worker["state"], "healthy", "{status:#}");
+            assert_eq!(
+                worker["credentials"]["main"]["fingerprint"],
+                Fingerprint::of(ROTATED).to_string(),
+                "{status:#}"
+            );
+        }
         let (code, stderr) = fleet.stop_all().remove(0);
         assert_eq!(code, Some(0), "{stderr}");
         assert!(!stderr.contains("quarantin"), "{stderr}");

@@ -339,9 +339,12 @@ async fn a_refused_key_rotated_at_its_source_is_read_again_and_the_request_retri
         let credential: Arc<LiveCredential> = client_spec.credential.clone().unwrap();
         let reader = source_file.clone();
         credential.set_reread(Box::new(move || {
-            let text = std::fs::read_to_string(&reader).ok()?;
+            let text = std::fs::read_to_string(&reader).unwrap_or_default();
             let key = text.trim();
-            (!key.is_empty()).then(|| Arc::new(Secret::new(key.to_owned())))
+            (!key.is_empty())
+                .then(|| Arc::new(Secret::new(key.to_owned())))
+                .into_iter()
+                .collect()
         }));
         let client = build(client_spec);
 
