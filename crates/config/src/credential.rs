@@ -92,6 +92,15 @@ impl LiveCredential {
         let _ = self.reread.set(reread);
     }
 
+    /// Whether the provider refused the key with `fingerprint` in this process: a watcher that
+    /// finds it at the source again leaves the key in use alone.
+    pub fn refused(&self, fingerprint: Fingerprint) -> bool {
+        self.refused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&fingerprint)
+    }
+
     /// Called when the provider refused the key with fingerprint `rejected`: whether there is now
     /// another key worth one more try. That is so when another request already swapped the key,
     /// or when the sources, read again, hold a key that passes its checks and was not refused
@@ -205,6 +214,8 @@ mod tests {
             !credential.renew_after_rejection(Fingerprint::of("key2")),
             "key1 was refused already"
         );
+        assert!(credential.refused(Fingerprint::of("key1")));
+        assert!(!credential.refused(Fingerprint::of("key1-regenerated")));
         *primary.write().unwrap() = "key1-regenerated".to_owned();
         assert!(credential.renew_after_rejection(Fingerprint::of("key2")));
         let current = credential.current();

@@ -417,6 +417,8 @@ pub struct FleetSettings {
     pub heartbeat_interval: Duration,
     /// How long a stopping worker may take to finish in-flight tasks.
     pub shutdown_grace: Duration,
+    /// How often a worker re-reads its key files when it saw no change in their directories.
+    pub key_reread_interval: Duration,
     /// Extra variables passed from the supervisor to its workers.
     pub env: Vec<String>,
 }
@@ -429,6 +431,7 @@ impl Default for FleetSettings {
             probe: false,
             heartbeat_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
+            key_reread_interval: Duration::from_secs(30),
             env: Vec::new(),
         }
     }

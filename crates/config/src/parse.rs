@@ -68,6 +68,7 @@ const FLEET_KEYS: &[&str] = &[
     "probe",
     "heartbeat_interval",
     "shutdown_grace",
+    "key_reread_interval",
     "env",
 ];
 const SOURCE_KEYS: &[&str] = &["env", "file", "dotenv", "key", "command"];
@@ -794,6 +795,9 @@ impl<'t> Reader<'t> {
             shutdown_grace: self
                 .duration(&fields, "shutdown_grace")
                 .unwrap_or(defaults.shutdown_grace),
+            key_reread_interval: self
+                .duration(&fields, "key_reread_interval")
+                .unwrap_or(defaults.key_reread_interval),
             env: self.variable_list(&fields, "env").unwrap_or_default(),
         }
     }

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod handoff;
+pub mod rotation;
 pub mod sources;
 pub mod status;
 pub mod supervisor;

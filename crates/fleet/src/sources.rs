@@ -1,7 +1,10 @@
-//! Which environment variables a config reads credentials and settings from: what a supervisor
-//! must hand its workers, and what a worker re-reads when it re-checks a credential.
+//! Where a config reads credentials and settings from: the environment variables a supervisor
+//! must hand its workers and a worker re-reads when it re-checks a credential, and the files a
+//! worker watches for rotation.
 
-use agentfleet_config::{Config, CredentialSource, KeySetting, Setting};
+use std::path::PathBuf;
+
+use agentfleet_config::{Config, CredentialSource, Environment, KeySetting, Setting};
 
 /// Every variable named by an `env` source of the config (providers and queue), and each one's
 /// `_FILE` twin.
@@ -43,4 +46,34 @@ pub fn variables(config: &Config) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// Every file a provider's key (or its fallback) is read from, as `env` points now: `file` and
+/// `dotenv` sources relative to the config file, and the file named by an `env` source's `_FILE`
+/// twin.
+pub fn key_files(config: &Config, env: &dyn Environment) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let sources = config.providers.iter().flat_map(|provider| {
+        let key = match &provider.api_key {
+            Some(KeySetting::From(source)) => Some(source),
+            _ => None,
+        };
+        key.into_iter().chain(provider.api_key_fallback.as_ref())
+    });
+    for source in sources {
+        match source {
+            CredentialSource::Env { variable } => {
+                if let Some(path) = env.get(&format!("{variable}_FILE")) {
+                    files.push(PathBuf::from(path));
+                }
+            }
+            CredentialSource::File { path } | CredentialSource::Dotenv { path, .. } => {
+                files.push(config.base_dir.join(path));
+            }
+            CredentialSource::Command { .. } => {}
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
 }

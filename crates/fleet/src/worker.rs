@@ -39,6 +39,8 @@ pub struct WorkerOptions {
     pub grace: Duration,
     /// How often a quarantined provider's credential is checked again.
     pub recheck: Duration,
+    /// How often key files are re-read even when no change was seen in their directories.
+    pub reread: Duration,
     /// Retry delays for failed attempts.
     pub backoff: RetryBackoff,
 }
@@ -142,26 +144,35 @@ pub async fn run(
         .ok()
         .and_then(|text| agentfleet_config::parse::parse(&config.path, &text).ok())
         .map(Arc::new);
-    let recheck = match reread_config {
+    let rereads = match reread_config {
         Some(reread_config) => {
             let env = Arc::new(env_snapshot(env, config));
             install_rereads(&runtime, &reread_config, &env);
-            Some(tokio::spawn(recheck_loop(
-                reread_config,
-                options.clone(),
-                shared.clone(),
-                runtime.clone(),
-                env,
-                log.clone(),
-            )))
+            vec![
+                tokio::spawn(crate::rotation::rotation_loop(
+                    reread_config.clone(),
+                    env.clone(),
+                    runtime.clone(),
+                    options.reread,
+                    log.clone(),
+                )),
+                tokio::spawn(recheck_loop(
+                    reread_config,
+                    options.clone(),
+                    shared.clone(),
+                    runtime.clone(),
+                    env,
+                    log.clone(),
+                )),
+            ]
         }
         None => {
             log(
-                "cannot re-read the config file: a refused key will not be read again, and a \
-                 quarantined provider will stay quarantined"
+                "cannot re-read the config file: keys will not rotate, a refused key will not be \
+                 read again, and a quarantined provider will stay quarantined"
                     .to_owned(),
             );
-            None
+            Vec::new()
         }
     };
 
@@ -297,8 +308,8 @@ pub async fn run(
     drop(context);
     let _ = ack_loop.await;
     heartbeat.abort();
-    if let Some(recheck) = recheck {
-        recheck.abort();
+    for task in rereads {
+        task.abort();
     }
     let _ = queue.deregister_worker(&options.name).await;
     let shared = shared.lock().unwrap_or_else(|p| p.into_inner());

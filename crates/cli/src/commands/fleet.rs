@@ -87,6 +87,7 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Exit> {
                 .heartbeat_interval
                 .max(Duration::from_millis(500)),
         ),
+        reread: config.fleet.key_reread_interval,
         backoff: RetryBackoff::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,7 @@
 //! The fleet end to end: real worker processes, the stand-in over HTTP, SQLite and PostgreSQL.
 //! A worker without its key takes nothing; a worker with a revoked key gives its tasks back and
-//! steps aside; a key file rotated under load, the old key revoked, fails nothing, and so does a
+//! steps aside; a mounted secret updated in place reaches every worker, and a bad value is
+//! refused; a key file rotated under load, the old key revoked, fails nothing, and so does a
 //! revoked key with a fallback; when every
 //! key is bad tasks wait, and drain once the key file is fixed; a killed
 //! worker's task completes elsewhere; stopping `up` loses nothing; and a canary credential
@@ -458,6 +459,117 @@ fn a_key_file_rotated_under_load_with_the_old_key_revoked_fails_nothing() {
         );
         let (code, stderr) = fleet.stop_all().remove(0);
         assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("quarantin"), "{stderr}");
+    });
+}
+
+/// Writes `key` into `secrets/api-key` the way the kubelet updates a mounted secret: a new
+/// timestamped directory, then the `..data` symlink swapped to it by an atomic rename.
+fn kubelet_write(workspace: &crate::util::Workspace, generation: u32, key: &str) {
+    use std::os::unix::fs::symlink;
+    let secrets = workspace.path().join("secrets");
+    let version = format!("..2026_11_29_{generation:02}");
+    std::fs::create_dir_all(secrets.join(&version)).unwrap();
+    std::fs::write(secrets.join(&version).join("api-key"), key).unwrap();
+    let _ = std::fs::remove_file(secrets.join("..data_tmp"));
+    symlink(&version, secrets.join("..data_tmp")).unwrap();
+    std::fs::rename(secrets.join("..data_tmp"), secrets.join("..data")).unwrap();
+    if !secrets.join("api-key").exists() {
+        symlink("..data/api-key", secrets.join("api-key")).unwrap();
+    }
+}
+
+#[test]
+fn a_mounted_secret_updated_in_place_is_picked_up_by_every_worker_and_a_bad_value_refused() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(
+            backend,
+            "{ file = \"secrets/api-key\" }",
+            &["--latency-ms", "100"],
+        );
+        // Only the directory watch can explain a quick change: the periodic re-read is an hour.
+        let config = fleet.workspace.path().join("agentfleet.toml");
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[fleet]\n", "[fleet]\nkey_reread_interval = \"1h\"\n");
+        fleet.workspace.write("agentfleet.toml", text);
+        fleet
+            .workspace
+            .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
+        kubelet_write(&fleet.workspace, 1, GOOD);
+        fleet.submit(300);
+        let up = fleet
+            .command(&["up", "--workers", "2", "--concurrency", "4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        fleet.children.push(up);
+        fleet.wait_for(Duration::from_secs(30), "work under way", |s| {
+            s["queue"]["done"].as_u64().unwrap() >= 20
+        });
+
+        // Both keys are accepted, so no refusal can be what moves the workers to the new one.
+        kubelet_write(&fleet.workspace, 2, &format!("{ROTATED}\n"));
+        let rotated = Fingerprint::of(ROTATED).to_string();
+        fleet.wait_for(
+            Duration::from_secs(10),
+            "every worker on the new key",
+            |s| {
+                let workers = s["workers"].as_array().unwrap();
+                workers.len() == 2
+                    && workers.iter().all(|w| {
+                        w["credentials"]["main"]["fingerprint"] == rotated.as_str()
+                            && w["credentials"]["main"]["generation"] == 2
+                    })
+            },
+        );
+
+        // A bad value is refused and the last good key kept.
+        kubelet_write(&fleet.workspace, 3, "\n");
+        std::thread::sleep(Duration::from_millis(500));
+        fleet
+            .workspace
+            .write("standin-keys", format!("{ROTATED}\n"));
+        let status = fleet.wait_for(Duration::from_secs(60), "every task done", |s| {
+            s["queue"]["done"] == 300
+        });
+        for worker in status["workers"].as_array().unwrap() {
+            assert_eq!(
+                worker["credentials"]["main"]["fingerprint"],
+                rotated.as_str()
+            );
+            assert_eq!(worker["credentials"]["main"]["generation"], 2);
+        }
+        let queue = &status["queue"];
+        assert_eq!(
+            (&queue["failed"], &queue["dead"]),
+            (&Value::from(0), &Value::from(0)),
+            "{status:#}"
+        );
+        let (code, stderr) = fleet.stop_all().remove(0);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(
+            stderr
+                .matches(&format!(
+                    "key rotated from {} to {rotated} (generation 2), read from \
+                     file:secrets/api-key",
+                    Fingerprint::of(GOOD)
+                ))
+                .count(),
+            2,
+            "{stderr}"
+        );
+        let refusals: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("WARNING provider main: the key at file:secrets/api-key"))
+            .collect();
+        assert_eq!(refusals.len(), 2, "once per worker: {stderr}");
+        assert!(
+            refusals.iter().all(|line| line.contains("empty")
+                && line.contains(&format!("keeping key {rotated}"))),
+            "{refusals:#?}"
+        );
         assert!(!stderr.contains("quarantin"), "{stderr}");
     });
 }
