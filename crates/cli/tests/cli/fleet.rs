@@ -164,6 +164,22 @@ impl Fleet {
         self.children.len() - 1
     }
 
+    /// Starts `agentfleet up` with 2 workers of concurrency 4 and the variables `env`, and waits
+    /// until `done` tasks are finished.
+    fn up_under_way(&mut self, env: &[(&str, &str)], done: u64) {
+        let mut command = self.command(&["up", "--workers", "2", "--concurrency", "4"]);
+        command.envs(env.iter().copied());
+        let up = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start up");
+        self.children.push(up);
+        self.wait_for(Duration::from_secs(30), "work under way", |s| {
+            s["queue"]["done"].as_u64().unwrap() >= done
+        });
+    }
+
     fn status(&self) -> Value {
         let output = self.run(&["status", "--json"]);
         assert_eq!(output.code, 0, "{}", output.stderr);
@@ -407,16 +423,7 @@ fn a_key_file_rotated_under_load_with_the_old_key_revoked_fails_nothing() {
         let mut fleet = Fleet::new(backend, "{ file = \"key\" }", &["--latency-ms", "100"]);
         fleet.workspace.write("key", format!("{GOOD}\n"));
         fleet.submit(300);
-        let up = fleet
-            .command(&["up", "--workers", "2", "--concurrency", "4"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        fleet.children.push(up);
-        fleet.wait_for(Duration::from_secs(30), "work under way", |s| {
-            s["queue"]["done"].as_u64().unwrap() >= 40
-        });
+        fleet.up_under_way(&[], 40);
 
         // The provider takes the new key, the secret file gets it, the old key is revoked.
         fleet
@@ -498,16 +505,7 @@ fn a_mounted_secret_updated_in_place_is_picked_up_by_every_worker_and_a_bad_valu
             .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
         kubelet_write(&fleet.workspace, 1, GOOD);
         fleet.submit(300);
-        let up = fleet
-            .command(&["up", "--workers", "2", "--concurrency", "4"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        fleet.children.push(up);
-        fleet.wait_for(Duration::from_secs(30), "work under way", |s| {
-            s["queue"]["done"].as_u64().unwrap() >= 20
-        });
+        fleet.up_under_way(&[], 20);
 
         // Both keys are accepted, so no refusal can be what moves the workers to the new one.
         kubelet_write(&fleet.workspace, 2, &format!("{ROTATED}\n"));
@@ -566,8 +564,10 @@ fn a_mounted_secret_updated_in_place_is_picked_up_by_every_worker_and_a_bad_valu
             .collect();
         assert_eq!(refusals.len(), 2, "once per worker: {stderr}");
         assert!(
-            refusals.iter().all(|line| line.contains("empty")
-                && line.contains(&format!("keeping key {rotated}"))),
+            refusals
+                .iter()
+                .all(|line| line.contains("empty")
+                    && line.contains(&format!("keeping key {rotated}"))),
             "{refusals:#?}"
         );
         assert!(!stderr.contains("quarantin"), "{stderr}");
@@ -592,18 +592,7 @@ fn a_revoked_key_falls_back_to_the_second_key_under_load_and_fails_nothing() {
             .workspace
             .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
         fleet.submit(200);
-        let up = fleet
-            .command(&["up", "--workers", "2", "--concurrency", "4"])
-            .env("STANDIN_KEY", GOOD)
-            .env("STANDIN_KEY_2", ROTATED)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        fleet.children.push(up);
-        fleet.wait_for(Duration::from_secs(30), "work under way", |s| {
-            s["queue"]["done"].as_u64().unwrap() >= 30
-        });
+        fleet.up_under_way(&[("STANDIN_KEY", GOOD), ("STANDIN_KEY_2", ROTATED)], 30);
 
         // The first key is revoked (regenerated, say); the second stays valid.
         fleet
@@ -676,17 +665,7 @@ fn stopping_up_under_load_loses_nothing() {
             &["--latency-ms", "300"],
         );
         fleet.submit(200);
-        let up = fleet
-            .command(&["up", "--workers", "2", "--concurrency", "4"])
-            .env("STANDIN_KEY", GOOD)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        fleet.children.push(up);
-        fleet.wait_for(Duration::from_secs(30), "work under way", |s| {
-            s["queue"]["done"].as_u64().unwrap() >= 8
-        });
+        fleet.up_under_way(&[("STANDIN_KEY", GOOD)], 8);
         let (code, stderr) = fleet.stop_all().remove(0);
         assert_eq!(code, Some(0), "{stderr}");
         assert!(stderr.contains("up: stopped"), "{stderr}");
