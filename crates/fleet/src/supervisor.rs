@@ -264,6 +264,9 @@ async fn spawn(
         line.push('\n');
         stdin.write_all(line.as_bytes()).await?;
         line.replace_range(.., &" ".repeat(line.len()));
+        // Held open for the worker's life: when this process ends, however it ends, the worker
+        // reads end of input and stops (see `agentfleet worker --from-supervisor`).
+        child.stdin = Some(stdin);
     }
     if let Some(stderr) = child.stderr.take() {
         let name = name.to_owned();

@@ -18,17 +18,33 @@ use crate::commands::queue::{
 };
 use crate::exit::Exit;
 
-/// A watch that turns true on SIGTERM or SIGINT.
-fn stop_signal() -> anyhow::Result<watch::Receiver<bool>> {
+/// A watch that turns true on SIGTERM or SIGINT, or, for a worker started by `up`, when its
+/// supervisor is gone: the supervisor holds the worker's standard input open for as long as it
+/// lives, so end of input means it exited or was killed, and the worker drains and stops instead
+/// of running on, orphaned.
+fn stop_signal(from_supervisor: bool) -> anyhow::Result<watch::Receiver<bool>> {
     let (sender, receiver) = watch::channel(false);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot listen for SIGINT")?;
+    let (orphaned, supervisor_gone) = tokio::sync::oneshot::channel::<()>();
+    if from_supervisor {
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut sink = [0u8; 64];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+            let _ = orphaned.send(());
+        });
+    }
     tokio::spawn(async move {
         tokio::select! {
             _ = terminate.recv() => {}
             _ = interrupt.recv() => {}
+            Ok(()) = supervisor_gone => {
+                eprintln!("the supervisor is gone: stopping");
+            }
         }
         let _ = sender.send(true);
     });
@@ -96,7 +112,7 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let stop = stop_signal()?;
+        let stop = stop_signal(args.from_supervisor)?;
         let url = match handed_queue_url {
             Some(url) => agentfleet_config::QueueUrl {
                 url: agentfleet_config::Secret::new(url),
@@ -200,7 +216,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let stop = stop_signal()?;
+        let stop = stop_signal(false)?;
         let queue = match Queue::connect(url.url.expose()).await {
             Ok(queue) => queue,
             Err(error) => {

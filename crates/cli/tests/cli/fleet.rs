@@ -1,11 +1,11 @@
 //! The fleet end to end: real worker processes, the stand-in over HTTP, SQLite and PostgreSQL.
 //! A worker without its key takes nothing; a worker with a revoked key gives its tasks back and
 //! steps aside; a mounted secret updated in place reaches every worker, and a bad value is
-//! refused; a key file rotated under load, the old key revoked, fails nothing, and so does a
-//! revoked key with a fallback; when every
-//! key is bad tasks wait, and drain once the key file is fixed; a killed
-//! worker's task completes elsewhere; stopping `up` loses nothing; and a canary credential
-//! appears in no worker's environment, output, status or database row.
+//! refused; a key file rotated under load, the old key revoked, fails nothing, and neither does
+//! a revoked key with a fallback; when every key is bad tasks wait, and drain once the key file
+//! is fixed; a killed worker's task completes elsewhere; stopping `up` loses nothing, and killing
+//! it leaves no worker running orphaned; and a canary credential appears in no worker's
+//! environment, output, status or database row.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -686,6 +686,46 @@ fn stopping_up_under_load_loses_nothing() {
         );
         assert_eq!(status["workers"], serde_json::json!([]));
     });
+}
+
+#[test]
+fn workers_of_a_killed_supervisor_drain_and_stop_instead_of_running_orphaned() {
+    let mut fleet = Fleet::new(
+        Backend::Sqlite,
+        "{ env = \"STANDIN_KEY\" }",
+        &["--latency-ms", "200"],
+    );
+    fleet.submit(100);
+    fleet.up_under_way(&[("STANDIN_KEY", GOOD)], 4);
+    let status = fleet.status();
+    let pids: Vec<String> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|worker| worker["pid"].to_string())
+        .collect();
+    assert_eq!(pids.len(), 2, "{status:#}");
+    fleet.signal(0, "-KILL");
+    let status = fleet.wait_for(Duration::from_secs(30), "the workers to stop", |s| {
+        s["workers"] == serde_json::json!([])
+    });
+    assert_eq!(status["queue"]["leased"], 0, "{status:#}");
+    assert_eq!(status["queue"]["failed"], 0, "{status:#}");
+    let started = Instant::now();
+    while pids.iter().any(|pid| {
+        Command::new("kill")
+            .args(["-0", pid])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a worker outlived its supervisor: {pids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
