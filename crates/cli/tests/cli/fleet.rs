@@ -731,13 +731,19 @@ fn workers_of_a_killed_supervisor_drain_and_stop_instead_of_running_orphaned() {
 #[test]
 fn a_canary_credential_is_in_no_worker_environment_output_status_or_row() {
     let canary = "sk-standin-CANARYfleet0123456789abcdefXYZ";
-    let mut fleet = Fleet::new(Backend::Sqlite, "{ env = \"STANDIN_KEY\" }", &[]);
+    let fallback = "sk-standin-FALLBACKcanary0123456789abcdef";
+    let mut fleet = Fleet::new(
+        Backend::Sqlite,
+        "{ env = \"STANDIN_KEY\" }\napi_key_fallback = { env = \"STANDIN_KEY_2\" }",
+        &[],
+    );
     fleet.workspace.write("standin-keys", format!("{canary}\n"));
     std::thread::sleep(Duration::from_millis(500));
     fleet.submit(5);
     let up = fleet
         .command(&["up", "--workers", "2", "--concurrency", "2"])
         .env("STANDIN_KEY", canary)
+        .env("STANDIN_KEY_2", fallback)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -754,7 +760,9 @@ fn a_canary_credential_is_in_no_worker_environment_output_status_or_row() {
             std::fs::read(format!("/proc/{pid}/environ")).expect("the worker's environment");
         let environ = String::from_utf8_lossy(&environ);
         assert!(
-            !environ.contains(canary) && !environ.contains("STANDIN_KEY"),
+            !environ.contains(canary)
+                && !environ.contains(fallback)
+                && !environ.contains("STANDIN_KEY"),
             "worker {pid} has the key in its environment"
         );
         assert!(
@@ -780,7 +788,9 @@ fn a_canary_credential_is_in_no_worker_environment_output_status_or_row() {
         ),
     ] {
         assert!(
-            !text.contains(canary) && !text.contains("CANARYfleet"),
+            !text.contains(canary)
+                && !text.contains("CANARYfleet")
+                && !text.contains("FALLBACKcanary"),
             "the canary appears in {what}"
         );
     }
