@@ -180,6 +180,20 @@ impl Fleet {
         });
     }
 
+    /// Waits until `total` tasks are done, and asserts that none failed or went dead.
+    fn all_done_none_failed(&self, total: u64) -> Value {
+        let status = self.wait_for(Duration::from_secs(60), "every task done", |s| {
+            s["queue"]["done"] == total
+        });
+        let queue = &status["queue"];
+        assert_eq!(
+            (&queue["failed"], &queue["dead"]),
+            (&Value::from(0), &Value::from(0)),
+            "{status:#}"
+        );
+        status
+    }
+
     fn status(&self) -> Value {
         let output = self.run(&["status", "--json"]);
         assert_eq!(output.code, 0, "{}", output.stderr);
@@ -435,15 +449,7 @@ fn a_key_file_rotated_under_load_with_the_old_key_revoked_fails_nothing() {
             .workspace
             .write("standin-keys", format!("{ROTATED}\n"));
 
-        let status = fleet.wait_for(Duration::from_secs(60), "every task done", |s| {
-            s["queue"]["done"] == 300
-        });
-        let queue = &status["queue"];
-        assert_eq!(
-            (&queue["failed"], &queue["dead"]),
-            (&Value::from(0), &Value::from(0)),
-            "{status:#}"
-        );
+        let status = fleet.all_done_none_failed(300);
         let workers = status["workers"].as_array().unwrap();
         assert_eq!(workers.len(), 2, "{status:#}");
         for worker in workers {
@@ -529,9 +535,7 @@ fn a_mounted_secret_updated_in_place_is_picked_up_by_every_worker_and_a_bad_valu
         fleet
             .workspace
             .write("standin-keys", format!("{ROTATED}\n"));
-        let status = fleet.wait_for(Duration::from_secs(60), "every task done", |s| {
-            s["queue"]["done"] == 300
-        });
+        let status = fleet.all_done_none_failed(300);
         for worker in status["workers"].as_array().unwrap() {
             assert_eq!(
                 worker["credentials"]["main"]["fingerprint"],
@@ -539,12 +543,6 @@ fn a_mounted_secret_updated_in_place_is_picked_up_by_every_worker_and_a_bad_valu
             );
             assert_eq!(worker["credentials"]["main"]["generation"], 2);
         }
-        let queue = &status["queue"];
-        assert_eq!(
-            (&queue["failed"], &queue["dead"]),
-            (&Value::from(0), &Value::from(0)),
-            "{status:#}"
-        );
         let (code, stderr) = fleet.stop_all().remove(0);
         assert_eq!(code, Some(0), "{stderr}");
         assert_eq!(
@@ -599,15 +597,7 @@ fn a_revoked_key_falls_back_to_the_second_key_under_load_and_fails_nothing() {
             .workspace
             .write("standin-keys", format!("{ROTATED}\n"));
 
-        let status = fleet.wait_for(Duration::from_secs(60), "every task done", |s| {
-            s["queue"]["done"] == 200
-        });
-        let queue = &status["queue"];
-        assert_eq!(
-            (&queue["failed"], &queue["dead"]),
-            (&Value::from(0), &Value::from(0)),
-            "{status:#}"
-        );
+        let status = fleet.all_done_none_failed(200);
         for worker in status["workers"].as_array().unwrap() {
             assert_eq!(worker["state"], "healthy", "{status:#}");
             assert_eq!(
