@@ -8,6 +8,7 @@
 //! Requests already sent finish with the key they were sent with.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,13 +63,24 @@ fn watch_directories(
     log: &Log,
     every: Duration,
 ) -> Option<RecommendedWatcher> {
+    // A directory may hold much else (a SQLite queue beside the config, say): only changes to a
+    // key file's own name, or to the `..`-prefixed entries through which the kubelet swaps a
+    // mounted secret, call for a re-read.
+    let names: BTreeSet<OsString> = files
+        .iter()
+        .filter_map(|file| file.file_name().map(OsStr::to_os_string))
+        .collect();
+    let concerns_a_key = move |path: &PathBuf| {
+        path.file_name()
+            .is_some_and(|name| names.contains(name) || name.as_encoded_bytes().starts_with(b".."))
+    };
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         let read_only = matches!(
             event.kind,
             EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write)
         );
-        if !read_only {
+        if !read_only && (event.need_rescan() || event.paths.iter().any(&concerns_a_key)) {
             let _ = changed.send(());
         }
     };
