@@ -43,6 +43,22 @@ pub enum Command {
     Up(UpArgs),
     /// Show the queue, the workers, their credentials' fingerprints, and drift between them.
     Status(StatusArgs),
+    /// Restart the workers of a running `up` one at a time, with credentials resolved anew.
+    ///
+    /// The variables the config reads credentials from are taken from this process (so run it
+    /// where the new keys are set) and checked here and by the supervisor before any worker is
+    /// touched. Each replacement must pass its preflight and probe and register as healthy
+    /// before the worker it replaces is drained. SIGHUP to `up` does the same with up's own
+    /// environment. Exits 0 when every worker runs the new generation, 78 when a credential
+    /// fails its check (nothing changed), 69 when no `up` runs this config here, 1 when a
+    /// replacement failed (the rest keep running as they were).
+    Rollout(RolloutArgs),
+    /// Print Kubernetes manifests that run this config's workers: a ConfigMap and a Deployment.
+    ///
+    /// Every credential is wired the way `check` says it is sourced: a variable from the
+    /// Secret through secretKeyRef, a file from the Secret mounted as a directory (never
+    /// subPath, which never updates). No secret value is printed.
+    K8s(K8sArgs),
     /// Serve a local stand-in for OpenAI, Azure OpenAI and Anthropic.
     ///
     /// It speaks their wire formats (JSON and SSE, tool calls) and enforces their auth with
@@ -207,9 +223,16 @@ pub struct WorkerArgs {
     /// Make one authenticated call per provider before taking work [default: [fleet] probe].
     #[arg(long)]
     pub probe: bool,
+    /// Serve a health endpoint here (/readyz, /livez, /drain), for an orchestrator's
+    /// readiness probe and preStop hook. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub health_addr: Option<String>,
     /// Read credentials handed over by `agentfleet up` from standard input.
     #[arg(long, hide = true)]
     pub from_supervisor: bool,
+    /// The rollout generation of the `up` that started it.
+    #[arg(long, hide = true, value_name = "N")]
+    pub generation: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +251,37 @@ pub struct UpArgs {
     /// Submit the tasks in this JSON Lines file first.
     #[arg(long, value_name = "FILE")]
     pub tasks: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Keep the credentials of up's own environment (as SIGHUP does) instead of this
+    /// process's: for a changed config file or a new agentfleet binary.
+    #[arg(long)]
+    pub keep_env: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct K8sArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Replicas [default: [fleet] workers].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u32>,
+    /// The container image, with agentfleet on its PATH.
+    #[arg(long, value_name = "IMAGE", default_value = concat!("agentfleet:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// The Secret that holds every credential.
+    #[arg(long, value_name = "NAME", default_value = "agentfleet")]
+    pub secret: String,
+    /// The name of the Deployment and ConfigMap, and the app label.
+    #[arg(long, value_name = "NAME", default_value = "agentfleet-worker")]
+    pub name: String,
+    /// The namespace, when the manifests should name one.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Args)]

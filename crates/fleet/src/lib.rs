@@ -6,15 +6,20 @@
 //! up (supervisor) ──spawns, with an allow-listed env and a secrets pipe──► worker × N
 //! worker: preflight ─► register ─► lease ─► run ─► ack | fail (retry) | release + quarantine
 //! status: queue counts + registered workers + drift between their fingerprints
+//! rollout ──control socket──► up: check anew ─► per slot: replacement healthy ─► drain the old
 //! ```
 
+pub mod control;
 pub mod handoff;
+pub mod health;
+pub mod kubernetes;
 pub mod rotation;
 pub mod sources;
 pub mod status;
 pub mod supervisor;
 pub mod worker;
 
+pub use control::{ControlError, ControlSocket, RolloutEvent, RolloutRequest};
 pub use handoff::{Handoff, WorkerEnv};
 pub use status::{Drift, FleetStatus, WorkerStatus, status};
 pub use supervisor::{Progress, UpExit, UpOptions, supervise};

@@ -40,8 +40,10 @@ pub struct WorkerStatus {
     pub done: u64,
     /// Attempts failed.
     pub failed: u64,
-    /// Per provider: source, fingerprint, generation.
+    /// Per provider: source, fingerprint, and the key's generation (each rotation one more).
     pub credentials: serde_json::Value,
+    /// The rollout of its supervisor that started it; `None` for a worker started on its own.
+    pub generation: Option<u64>,
 }
 
 /// Live workers holding different keys for one provider.
@@ -98,6 +100,7 @@ pub async fn status(queue: &Queue) -> Result<FleetStatus, QueueError> {
             done: record.report.done,
             failed: record.report.failed,
             credentials: record.report.credentials,
+            generation: record.report.generation,
         })
         .collect();
     Ok(FleetStatus {

@@ -5,20 +5,36 @@
 //! environment (never the whole ambient one, never an empty one) plus the `_FILE` paths of file
 //! credentials, which the worker reads itself; credentials the supervisor read from variables
 //! reach the worker over a pipe on its standard input, so nothing the worker spawns inherits them.
+//!
+//! A rollout (`agentfleet rollout`, or SIGHUP) restarts every worker with credentials resolved
+//! anew: the supervisor reads its config file again and checks every credential from the new
+//! sources first, and refuses the rollout, changing nothing, when one fails. Then, one worker at
+//! a time, it starts a replacement (which probes its providers before it takes work), waits until
+//! the replacement has registered as healthy, and only then drains and stops the worker it
+//! replaces. The fleet runs one worker over its size during each swap, so the healthy count never
+//! drops; a replacement that fails stops the rollout and leaves the rest as they were. Each
+//! worker reports the generation it was started with, so `status` shows a rollout half done.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use agentfleet_config::{Config, Environment, ProviderCheck, Secret};
+use agentfleet_config::{Config, ConfigLocation, Environment, ProviderCheck, Secret};
 use agentfleet_queue::{Queue, QueueError, QueueStats};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::control::{RolloutEvent, RolloutRequest};
 use crate::handoff::Handoff;
 use crate::worker::Log;
+
+/// How long a replacement may take to pass its preflight and probe and register as healthy
+/// before the rollout gives up on it.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Variables every worker gets when the supervisor has them; the config's `[fleet] env` adds more.
 pub const BASE_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"];
@@ -70,21 +86,86 @@ pub enum UpExit {
     Queue(QueueError),
 }
 
+/// What one generation of workers starts with: the environment and what goes over the pipe.
+struct Launch {
+    generation: u64,
+    child_env: Vec<(String, OsString)>,
+    handoff: Handoff,
+}
+
+/// One place in the fleet, held by one worker process at a time (two during its swap).
 struct Slot {
+    index: usize,
     name: String,
+    launch: Arc<Launch>,
     child: Option<Child>,
     restarts: Vec<Instant>,
     next_start: Option<Instant>,
     given_up: bool,
 }
 
-/// Runs the fleet until `stop` turns true or, with `until_empty`, the queue is empty.
+/// A rollout under way.
+struct Rollout {
+    launch: Arc<Launch>,
+    /// The credential variables it was asked with, when a client handed them over.
+    env: Option<Arc<BTreeMap<String, Secret>>>,
+    events: Option<mpsc::UnboundedSender<RolloutEvent>>,
+    /// The slot being replaced, or the next to be.
+    next: usize,
+    step: Step,
+    started: Instant,
+}
+
+enum Step {
+    /// Between slots.
+    Next,
+    /// A replacement is starting beside the slot's worker.
+    Starting {
+        name: String,
+        child: Child,
+        since: Instant,
+    },
+    /// The replacement is healthy and holds the slot; the worker it replaced is draining.
+    Draining {
+        name: String,
+        child: Child,
+        since: Instant,
+    },
+}
+
+impl Rollout {
+    fn say(&self, log: &Log, event: RolloutEvent) {
+        let line = match &event {
+            RolloutEvent::Progress { message } => format!("rollout: {message}"),
+            RolloutEvent::Refused { message, .. } => format!("rollout refused: {message}"),
+            RolloutEvent::Failed { message } => format!("rollout failed: {message}"),
+            RolloutEvent::Done { message, .. } => format!("rollout done: {message}"),
+        };
+        log(line);
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+}
+
+/// A worker that is being stopped outside any slot: a replacement that failed, or the worker a
+/// rollout replaced when `up` stops mid-swap.
+struct Retiring {
+    name: String,
+    child: Child,
+    since: Instant,
+}
+
+/// Runs the fleet until `stop` turns true or, with `until_empty`, the queue is empty, rolling
+/// its workers whenever `rollouts` delivers a request.
+#[allow(clippy::too_many_arguments)]
 pub async fn supervise(
     config: &Config,
     env: &dyn Environment,
     queue: &Queue,
     options: UpOptions,
     mut stop: watch::Receiver<bool>,
+    mut rollouts: mpsc::UnboundedReceiver<RolloutRequest>,
     progress: impl Fn(&Progress),
     log: Log,
 ) -> UpExit {
@@ -97,16 +178,25 @@ pub async fn supervise(
     if !unusable.is_empty() {
         return UpExit::Preflight(unusable);
     }
-    let (child_env, handoff) = worker_environment(config, env, &options.queue_url);
+    let first = Arc::new(launch(config, env, &options.queue_url, 1));
     let mut slots: Vec<Slot> = (0..options.workers.max(1))
         .map(|index| Slot {
-            name: format!("{}-{}", options.host, index + 1),
+            index,
+            name: worker_name(&options.host, index, 1),
+            launch: first.clone(),
             child: None,
             restarts: Vec::new(),
             next_start: Some(Instant::now()),
             given_up: false,
         })
         .collect();
+    let mut generation = 1;
+    // The credential variables of the last completed rollout that was handed some: what a
+    // rollout that names none (SIGHUP, `--keep-env`) starts from, so it never reverts a fleet
+    // to the keys up started with.
+    let mut fleet_env: Option<Arc<BTreeMap<String, Secret>>> = None;
+    let mut rollout: Option<Rollout> = None;
+    let mut retiring: Vec<Retiring> = Vec::new();
     let mut last_stats: Option<(Instant, u64)> = None;
     let mut rate = 0.0;
     let mut last_progress = Instant::now() - Duration::from_secs(10);
@@ -116,55 +206,19 @@ pub async fn supervise(
         }
         let now = Instant::now();
         for slot in &mut slots {
-            if let Some(child) = &mut slot.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                slot.child = None;
-                let code = status.code();
-                if matches!(code, Some(77 | 78)) {
-                    log(format!(
-                        "{} refused to start (exit {}): its credential check failed; it will not be restarted",
-                        slot.name,
-                        code.unwrap_or_default()
-                    ));
-                    slot.given_up = true;
-                    continue;
-                }
-                slot.restarts
-                    .retain(|at| now.duration_since(*at) < Duration::from_secs(60));
-                if slot.restarts.len() >= 5 {
-                    log(format!(
-                        "{} exited ({status}) 5 times within a minute: not restarting it",
-                        slot.name
-                    ));
-                    slot.given_up = true;
-                    continue;
-                }
-                let delay = Duration::from_secs(1 << slot.restarts.len().min(5));
-                log(format!(
-                    "{} exited ({status}); restarting in {} s",
-                    slot.name,
-                    delay.as_secs()
-                ));
-                slot.next_start = Some(now + delay);
-            }
-            if slot.child.is_none() && !slot.given_up && slot.next_start.is_some_and(|at| at <= now)
-            {
-                slot.next_start = None;
-                match spawn(&options, &slot.name, &child_env, &handoff, log.clone()).await {
-                    Ok(child) => {
-                        slot.restarts.push(now);
-                        slot.child = Some(child);
-                    }
-                    Err(error) => {
-                        log(format!("cannot start {}: {error}", slot.name));
-                        slot.restarts.push(now);
-                        slot.next_start = Some(now + Duration::from_secs(5));
-                    }
-                }
-            }
+            tend(slot, &options, now, &log).await;
         }
-        if slots.iter().all(|slot| slot.given_up) {
+        retiring.retain_mut(|worker| !reap(worker, options.grace, &log));
+        if let Some(current) = &mut rollout
+            && let Some(completed) =
+                advance(current, &mut slots, &mut retiring, queue, &options, &log).await
+        {
+            if completed && current.env.is_some() {
+                fleet_env = current.env.clone();
+            }
+            rollout = None;
+        }
+        if rollout.is_none() && slots.iter().all(|slot| slot.given_up) {
             break UpExit::NoWorkers(
                 "every worker refused to start or kept crashing; see the lines above".to_owned(),
             );
@@ -203,10 +257,454 @@ pub async fn supervise(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             _ = stop.changed() => {}
+            Some(request) = rollouts.recv() => {
+                if let Some(current) = &rollout {
+                    let event = RolloutEvent::Refused {
+                        message: format!(
+                            "a rollout to generation {} is under way ({} of {} workers replaced); \
+                             wait for it to finish",
+                            current.launch.generation,
+                            current.next,
+                            slots.len()
+                        ),
+                        problems: Vec::new(),
+                    };
+                    refuse(request, event, &log);
+                } else if let Some(started) =
+                    begin(request, env, fleet_env.clone(), &options, generation + 1, &log)
+                {
+                    generation += 1;
+                    rollout = Some(started);
+                }
+            }
         }
     };
-    stop_all(&mut slots, options.grace, &log).await;
+    let mut stopping: Vec<(String, Child)> = Vec::new();
+    if let Some(mut current) = rollout.take() {
+        current.say(
+            &log,
+            RolloutEvent::Failed {
+                message: format!(
+                    "up is stopping; {} of {} workers were replaced",
+                    current.next,
+                    slots.len()
+                ),
+            },
+        );
+        match std::mem::replace(&mut current.step, Step::Next) {
+            Step::Next => {}
+            Step::Starting { name, child, .. } | Step::Draining { name, child, .. } => {
+                stopping.push((name, child));
+            }
+        }
+    }
+    stopping.extend(
+        retiring
+            .into_iter()
+            .map(|worker| (worker.name, worker.child)),
+    );
+    stopping.extend(
+        slots
+            .into_iter()
+            .filter_map(|slot| slot.child.map(|child| (slot.name, child))),
+    );
+    stop_all(stopping, options.grace, &log).await;
     outcome
+}
+
+fn worker_name(host: &str, index: usize, generation: u64) -> String {
+    if generation == 1 {
+        format!("{host}-{}", index + 1)
+    } else {
+        format!("{host}-{}-g{generation}", index + 1)
+    }
+}
+
+fn launch(config: &Config, env: &dyn Environment, queue_url: &Secret, generation: u64) -> Launch {
+    let (child_env, handoff) = worker_environment(config, env, queue_url);
+    Launch {
+        generation,
+        child_env,
+        handoff,
+    }
+}
+
+/// Notices a slot's worker that exited and restarts it with backoff, or gives up on it: at once
+/// when it refused to start for its credentials, after five exits within a minute otherwise.
+async fn tend(slot: &mut Slot, options: &UpOptions, now: Instant, log: &Log) {
+    if let Some(child) = &mut slot.child
+        && let Ok(Some(status)) = child.try_wait()
+    {
+        slot.child = None;
+        let code = status.code();
+        if matches!(code, Some(77 | 78)) {
+            log(format!(
+                "{} refused to start (exit {}): its credential check failed; it will not be restarted",
+                slot.name,
+                code.unwrap_or_default()
+            ));
+            slot.given_up = true;
+            return;
+        }
+        slot.restarts
+            .retain(|at| now.duration_since(*at) < Duration::from_secs(60));
+        if slot.restarts.len() >= 5 {
+            log(format!(
+                "{} exited ({status}) 5 times within a minute: not restarting it",
+                slot.name
+            ));
+            slot.given_up = true;
+            return;
+        }
+        let delay = Duration::from_secs(1 << slot.restarts.len().min(5));
+        log(format!(
+            "{} exited ({status}); restarting in {} s",
+            slot.name,
+            delay.as_secs()
+        ));
+        slot.next_start = Some(now + delay);
+    }
+    if slot.child.is_none() && !slot.given_up && slot.next_start.is_some_and(|at| at <= now) {
+        slot.next_start = None;
+        match spawn(options, &slot.name, &slot.launch, false, log.clone()).await {
+            Ok(child) => {
+                slot.restarts.push(now);
+                slot.child = Some(child);
+            }
+            Err(error) => {
+                log(format!("cannot start {}: {error}", slot.name));
+                slot.restarts.push(now);
+                slot.next_start = Some(now + Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Whether a retiring worker has exited; one that outlives its grace period is killed.
+fn reap(worker: &mut Retiring, grace: Duration, log: &Log) -> bool {
+    if matches!(worker.child.try_wait(), Ok(Some(_)) | Err(_)) {
+        return true;
+    }
+    if worker.since.elapsed() > grace + Duration::from_secs(10) {
+        log(format!("{} did not stop in time: killing it", worker.name));
+        let _ = worker.child.start_kill();
+    }
+    false
+}
+
+fn refuse(request: RolloutRequest, event: RolloutEvent, log: &Log) {
+    if let RolloutEvent::Refused { message, problems } = &event {
+        log(format!(
+            "rollout asked by {} refused: {message}",
+            request.origin
+        ));
+        for problem in problems {
+            log(problem.clone());
+        }
+    }
+    if let Some(events) = request.events {
+        let _ = events.send(event);
+    }
+}
+
+/// Reads the config file again and checks every credential from the sources the request names
+/// (or, when it names none, those the fleet runs with now); a rollout when they all pass, a
+/// refusal (and `None`) otherwise.
+fn begin(
+    mut request: RolloutRequest,
+    env: &dyn Environment,
+    fleet_env: Option<Arc<BTreeMap<String, Secret>>>,
+    options: &UpOptions,
+    generation: u64,
+    log: &Log,
+) -> Option<Rollout> {
+    let location = ConfigLocation {
+        path: options.config_path.clone(),
+        named_by: "up",
+    };
+    let config = match agentfleet_config::load(&location) {
+        Ok(config) => config,
+        Err(error) => {
+            let problems = error
+                .diagnostics()
+                .iter()
+                .map(|diagnostic| format!("error: {diagnostic}"))
+                .collect();
+            let event = RolloutEvent::Refused {
+                message: format!("the config file cannot be used: {error}; no worker was touched"),
+                problems,
+            };
+            refuse(request, event, log);
+            return None;
+        }
+    };
+    let handed = request.env.take().map(Arc::new).or(fleet_env);
+    let view = RolloutEnv {
+        handed: handed.as_deref(),
+        credential_variables: crate::sources::variables(&config).into_iter().collect(),
+        base: env,
+    };
+    let checks = agentfleet_config::check(&config, &view).providers;
+    let unusable: Vec<&ProviderCheck> = checks.iter().filter(|c| !c.is_usable()).collect();
+    if !unusable.is_empty() {
+        let names: Vec<&str> = unusable.iter().map(|c| c.name.as_str()).collect();
+        let problems = unusable
+            .iter()
+            .flat_map(|check| &check.problems)
+            .map(|problem| {
+                format!(
+                    "{}[{}]: {}\n  fix: {}",
+                    problem.severity, problem.code, problem.message, problem.fix
+                )
+            })
+            .collect();
+        let whose = if request.origin.starts_with("agentfleet rollout") && handed.is_some() {
+            "as the rollout's process sees them"
+        } else {
+            "as the fleet holds them now"
+        };
+        let event = RolloutEvent::Refused {
+            message: format!(
+                "a credential of provider {} fails its check {whose}; no worker was touched",
+                names.join(", ")
+            ),
+            problems,
+        };
+        refuse(request, event, log);
+        return None;
+    }
+    let launch = Arc::new(launch(&config, &view, &options.queue_url, generation));
+    let rollout = Rollout {
+        launch,
+        env: handed,
+        events: request.events,
+        next: 0,
+        step: Step::Next,
+        started: Instant::now(),
+    };
+    let keys: Vec<String> = checks
+        .iter()
+        .map(|check| {
+            let fingerprint = check
+                .fingerprint
+                .map_or_else(|| "no key".to_owned(), |f| f.to_string());
+            format!("{} {fingerprint} ({})", check.name, check.source)
+        })
+        .collect();
+    rollout.say(
+        log,
+        RolloutEvent::Progress {
+            message: format!(
+                "generation {generation}, asked by {}: every credential passes its checks: {}",
+                request.origin,
+                keys.join(", ")
+            ),
+        },
+    );
+    Some(rollout)
+}
+
+/// Takes the rollout one step further: `None` while it goes on, then whether every worker
+/// runs the new generation.
+async fn advance(
+    rollout: &mut Rollout,
+    slots: &mut [Slot],
+    retiring: &mut Vec<Retiring>,
+    queue: &Queue,
+    options: &UpOptions,
+    log: &Log,
+) -> Option<bool> {
+    let generation = rollout.launch.generation;
+    match &mut rollout.step {
+        Step::Next => {
+            let Some(slot) = slots.get_mut(rollout.next) else {
+                let message = format!(
+                    "{} workers run generation {generation}, after {:.1} s",
+                    slots.len(),
+                    rollout.started.elapsed().as_secs_f64()
+                );
+                rollout.say(
+                    log,
+                    RolloutEvent::Done {
+                        generation,
+                        message,
+                    },
+                );
+                return Some(true);
+            };
+            let name = worker_name(&options.host, slot.index, generation);
+            if slot.child.is_none() {
+                // Nothing runs here to keep serving: the slot restarts on the new generation.
+                let message = format!("{} was not running; {name} takes its place", slot.name);
+                slot.name = name;
+                slot.launch = rollout.launch.clone();
+                slot.given_up = false;
+                slot.restarts.clear();
+                slot.next_start = Some(Instant::now());
+                rollout.next += 1;
+                rollout.say(log, RolloutEvent::Progress { message });
+                return None;
+            }
+            let replacement_log: Log = {
+                let (log, events) = (log.clone(), rollout.events.clone());
+                Arc::new(move |line: String| {
+                    if let Some(events) = &events {
+                        let _ = events.send(RolloutEvent::Progress {
+                            message: line.clone(),
+                        });
+                    }
+                    log(line);
+                })
+            };
+            match spawn(options, &name, &rollout.launch, true, replacement_log).await {
+                Ok(child) => {
+                    let message = format!(
+                        "started {name} (pid {}) to replace {}",
+                        child.id().unwrap_or_default(),
+                        slot.name
+                    );
+                    rollout.step = Step::Starting {
+                        name,
+                        child,
+                        since: Instant::now(),
+                    };
+                    rollout.say(log, RolloutEvent::Progress { message });
+                    None
+                }
+                Err(error) => {
+                    let message = format!(
+                        "cannot start {name}: {error}; {} keeps running on generation {}",
+                        slot.name, slot.launch.generation
+                    );
+                    rollout.say(log, RolloutEvent::Failed { message });
+                    Some(false)
+                }
+            }
+        }
+        Step::Starting { name, child, since } => {
+            let slot = &mut slots[rollout.next];
+            let kept = format!(
+                "{} keeps running on generation {}",
+                slot.name, slot.launch.generation
+            );
+            if let Ok(Some(status)) = child.try_wait() {
+                let why = match status.code() {
+                    Some(78) => "its credential check failed".to_owned(),
+                    Some(77) => "the provider refused the new key when it probed".to_owned(),
+                    Some(69) => "a provider could not be reached when it probed".to_owned(),
+                    _ => format!("it exited ({status})"),
+                };
+                let message = format!("{name} did not start: {why}; {kept}");
+                rollout.say(log, RolloutEvent::Failed { message });
+                return Some(false);
+            }
+            let state = match queue.workers().await {
+                Ok(workers) => workers
+                    .into_iter()
+                    .find(|worker| worker.report.name == *name && !worker.gone)
+                    .map(|worker| (worker.report.state, worker.report.reason)),
+                Err(_) => None,
+            };
+            let failure = match state {
+                Some((state, _)) if state == "healthy" => None,
+                Some((state, reason)) if state == "quarantined" => Some(format!(
+                    "{name} quarantined a provider: {}",
+                    reason.unwrap_or_default()
+                )),
+                _ if since.elapsed() > READY_TIMEOUT => Some(format!(
+                    "{name} was not healthy within {} s",
+                    READY_TIMEOUT.as_secs()
+                )),
+                _ => return None,
+            };
+            let Step::Starting { name, child, .. } =
+                std::mem::replace(&mut rollout.step, Step::Next)
+            else {
+                return Some(false);
+            };
+            if let Some(failure) = failure {
+                terminate(&child);
+                retiring.push(Retiring {
+                    name,
+                    child,
+                    since: Instant::now(),
+                });
+                rollout.say(
+                    log,
+                    RolloutEvent::Failed {
+                        message: format!("{failure}; {kept}"),
+                    },
+                );
+                return Some(false);
+            }
+            let old_name = std::mem::replace(&mut slot.name, name);
+            let old = slot.child.replace(child);
+            slot.launch = rollout.launch.clone();
+            slot.restarts.clear();
+            slot.given_up = false;
+            slot.next_start = None;
+            let Some(old) = old else {
+                // The worker it was to replace exited meanwhile: nothing to drain.
+                rollout.next += 1;
+                let message = format!("{} is healthy and takes the place of {old_name}", slot.name);
+                rollout.say(log, RolloutEvent::Progress { message });
+                return None;
+            };
+            terminate(&old);
+            let message = format!("{} is healthy; draining {old_name}", slot.name);
+            rollout.step = Step::Draining {
+                name: old_name,
+                child: old,
+                since: Instant::now(),
+            };
+            rollout.say(log, RolloutEvent::Progress { message });
+            None
+        }
+        Step::Draining { name, child, since } => {
+            let exited = matches!(child.try_wait(), Ok(Some(_)) | Err(_));
+            if !exited {
+                if since.elapsed() > options.grace + Duration::from_secs(10) {
+                    log(format!("{name} did not stop in time: killing it"));
+                    let _ = child.start_kill();
+                }
+                return None;
+            }
+            let message = format!("{name} stopped");
+            rollout.next += 1;
+            rollout.step = Step::Next;
+            rollout.say(log, RolloutEvent::Progress { message });
+            None
+        }
+    }
+}
+
+/// The environment a rollout checks and starts workers with: the variables the config reads
+/// credentials from exactly as the request holds them (absent ones absent, so nothing of the
+/// old environment mixes in), everything else from the supervisor's own.
+struct RolloutEnv<'a> {
+    handed: Option<&'a BTreeMap<String, Secret>>,
+    credential_variables: BTreeSet<String>,
+    base: &'a dyn Environment,
+}
+
+impl Environment for RolloutEnv<'_> {
+    fn get(&self, name: &str) -> Option<OsString> {
+        match self.handed {
+            Some(handed) if self.credential_variables.contains(name) => {
+                handed.get(name).map(|value| OsString::from(value.expose()))
+            }
+            _ => self.base.get(name),
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
 }
 
 /// The environment every worker starts with, and what goes over its pipe.
@@ -236,14 +734,17 @@ fn worker_environment(
     (child_env, handoff)
 }
 
+/// Starts one worker of `launch`'s generation; `probe` makes it call each provider once before
+/// it takes work (rollouts do, so a key the provider refuses never replaces one it accepts).
 async fn spawn(
     options: &UpOptions,
     name: &str,
-    child_env: &[(String, OsString)],
-    handoff: &Handoff,
+    launch: &Launch,
+    probe: bool,
     log: Log,
 ) -> std::io::Result<Child> {
-    let mut child = Command::new(&options.exe)
+    let mut command = Command::new(&options.exe);
+    command
         .arg("worker")
         .arg("--config")
         .arg(&options.config_path)
@@ -251,16 +752,22 @@ async fn spawn(
         .arg(name)
         .arg("--concurrency")
         .arg(options.concurrency.to_string())
-        .arg("--from-supervisor")
+        .arg("--generation")
+        .arg(launch.generation.to_string())
+        .arg("--from-supervisor");
+    if probe {
+        command.arg("--probe");
+    }
+    let mut child = command
         .env_clear()
-        .envs(child_env.iter().map(|(name, value)| (name, value)))
+        .envs(launch.child_env.iter().map(|(name, value)| (name, value)))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
-        let mut line = serde_json::to_string(handoff).map_err(std::io::Error::other)?;
+        let mut line = serde_json::to_string(&launch.handoff).map_err(std::io::Error::other)?;
         line.push('\n');
         stdin.write_all(line.as_bytes()).await?;
         line.replace_range(.., &" ".repeat(line.len()));
@@ -282,25 +789,18 @@ async fn spawn(
 
 /// SIGTERM to every worker; each finishes or gives back its tasks within the grace period.
 /// Workers still running well after it are killed.
-async fn stop_all(slots: &mut [Slot], grace: Duration, log: &Log) {
-    for slot in slots.iter() {
-        if let Some(pid) = slot.child.as_ref().and_then(Child::id) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
+async fn stop_all(mut workers: Vec<(String, Child)>, grace: Duration, log: &Log) {
+    for (_, child) in &workers {
+        terminate(child);
     }
     let deadline = Instant::now() + grace + Duration::from_secs(10);
-    for slot in slots.iter_mut() {
-        if let Some(child) = &mut slot.child {
-            match tokio::time::timeout_at(deadline, child.wait()).await {
-                Ok(_) => {}
-                Err(_) => {
-                    log(format!("{} did not stop in time: killing it", slot.name));
-                    let _ = child.kill().await;
-                }
-            }
+    for (name, child) in &mut workers {
+        if tokio::time::timeout_at(deadline, child.wait())
+            .await
+            .is_err()
+        {
+            log(format!("{name} did not stop in time: killing it"));
+            let _ = child.kill().await;
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct WorkerOptions {
     pub reread: Duration,
     /// Retry delays for failed attempts.
     pub backoff: RetryBackoff,
+    /// Which rollout of its supervisor started it; `None` for a worker started on its own.
+    pub generation: Option<u64>,
 }
 
 /// Why a worker ended.
@@ -76,18 +78,96 @@ struct Shared {
     in_flight: u64,
     done: u64,
     failed: u64,
+    /// Its preflight passed and it registered.
+    registered: bool,
     draining: bool,
+    /// It drained and deregistered.
+    stopped: bool,
     /// Quarantined providers and why.
     quarantine: BTreeMap<String, String>,
 }
 
-/// Runs a worker until `stop` turns true. `env` is the worker's own view of the environment.
+/// Runs a worker until `stop` turns true (or its health endpoint is asked to drain). `env` is
+/// the worker's own view of the environment. With `health`, the endpoint of `crate::health` is
+/// served there from the start, answering `starting` until the preflight has passed.
 pub async fn run(
     config: &Config,
     env: &dyn Environment,
     queue: Queue,
     options: WorkerOptions,
+    stop: watch::Receiver<bool>,
+    health: Option<tokio::net::TcpListener>,
+    log: Log,
+) -> WorkerExit {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let (drained, drained_watch) = watch::channel(false);
+    let drain = Arc::new(Notify::new());
+    let health = health.map(|listener| {
+        let view = {
+            let shared = shared.clone();
+            Arc::new(move || {
+                let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+                let (state, reason) = state(&shared);
+                crate::health::HealthView {
+                    state: state.to_owned(),
+                    reason,
+                    in_flight: shared.in_flight,
+                    done: shared.done,
+                    failed: shared.failed,
+                }
+            })
+        };
+        let hooks = crate::health::HealthHooks {
+            view,
+            drain: drain.clone(),
+            drained: drained_watch,
+        };
+        let log = log.clone();
+        tokio::spawn(async move {
+            if let Err(error) = crate::health::serve(listener, hooks).await {
+                log(format!("health endpoint failed: {error}"));
+            }
+        })
+    });
+    let exit = work(
+        config,
+        env,
+        queue,
+        options,
+        merge(stop, drain),
+        &shared,
+        log,
+    )
+    .await;
+    shared.lock().unwrap_or_else(|p| p.into_inner()).stopped = true;
+    let _ = drained.send(true);
+    if let Some(health) = health {
+        // Lets an answer to `/drain` under way reach the orchestrator before the process ends.
+        let _ = tokio::time::timeout(Duration::from_secs(2), health).await;
+    }
+    exit
+}
+
+/// A stop that turns true when `stop` does or `drain` is notified.
+fn merge(mut stop: watch::Receiver<bool>, drain: Arc<Notify>) -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(*stop.borrow());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => {}
+            _ = drain.notified() => {}
+        }
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+async fn work(
+    config: &Config,
+    env: &dyn Environment,
+    queue: Queue,
+    options: WorkerOptions,
     mut stop: watch::Receiver<bool>,
+    shared: &Arc<Mutex<Shared>>,
     log: Log,
 ) -> WorkerExit {
     let runtime = match Runtime::build_all(config, env, ClientOptions::default()).await {
@@ -118,7 +198,8 @@ pub async fn run(
         }
     }
     let queue = Arc::new(queue);
-    let shared = Arc::new(Mutex::new(Shared::default()));
+    let shared = shared.clone();
+    shared.lock().unwrap_or_else(|p| p.into_inner()).registered = true;
     if let Err(error) = queue
         .report_worker(&report(&options, &shared, &runtime))
         .await
@@ -560,10 +641,14 @@ fn quarantine_reason(error: &ModelError) -> String {
     format!("{} {}{status} with {key}{hint}", error.provider, error.kind)
 }
 
-fn report(options: &WorkerOptions, shared: &Mutex<Shared>, runtime: &Runtime) -> WorkerReport {
-    let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
-    let (state, reason) = if shared.draining {
+/// The state a worker reports, and why it is not healthy.
+fn state(shared: &Shared) -> (&'static str, Option<String>) {
+    if shared.stopped {
+        ("stopped", None)
+    } else if shared.draining {
         ("draining", None)
+    } else if !shared.registered {
+        ("starting", None)
     } else if !shared.quarantine.is_empty() {
         (
             "quarantined",
@@ -578,7 +663,12 @@ fn report(options: &WorkerOptions, shared: &Mutex<Shared>, runtime: &Runtime) ->
         )
     } else {
         ("healthy", None)
-    };
+    }
+}
+
+fn report(options: &WorkerOptions, shared: &Mutex<Shared>, runtime: &Runtime) -> WorkerReport {
+    let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let (state, reason) = state(&shared);
     let credentials: serde_json::Map<String, serde_json::Value> = runtime
         .credentials()
         .iter()
@@ -605,6 +695,7 @@ fn report(options: &WorkerOptions, shared: &Mutex<Shared>, runtime: &Runtime) ->
         done: shared.done,
         failed: shared.failed,
         credentials: serde_json::Value::Object(credentials),
+        generation: options.generation,
     }
 }
 

@@ -323,6 +323,9 @@ pub struct WorkerReport {
     pub failed: u64,
     /// Per provider: source, fingerprint and generation of the credential it holds.
     pub credentials: serde_json::Value,
+    /// Which rollout of its supervisor started it (1 for the first); `None` for a worker
+    /// started on its own.
+    pub generation: Option<u64>,
 }
 
 /// A worker as the registry shows it, with `gone` decided by the database's clock.

@@ -374,6 +374,11 @@ macro_rules! operations {
                     .bind(i64::try_from(report.done).unwrap_or(i64::MAX))
                     .bind(i64::try_from(report.failed).unwrap_or(i64::MAX))
                     .bind(report.credentials.to_string())
+                    .bind(
+                        report
+                            .generation
+                            .map(|g| i64::try_from(g).unwrap_or(i64::MAX)),
+                    )
                     .execute(&self.pool)
                     .await
                     .map_err(|e| self.fail_with(e))?;
@@ -417,6 +422,8 @@ macro_rules! operations {
                                 failed: u64::try_from(number(10)?).unwrap_or_default(),
                                 credentials: serde_json::from_str(&text(11)?)
                                     .unwrap_or(serde_json::Value::Null),
+                                generation: sqlx::Row::try_get::<Option<i64>, _>(row, 13)?
+                                    .and_then(|g| u64::try_from(g).ok()),
                             },
                             started_at: number(3)?,
                             last_heartbeat,

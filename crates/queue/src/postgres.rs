@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use crate::error::{QueueError, from_sqlx};
 use crate::operations::operations;
-use crate::sql::{Dialect, SCHEMA_VERSION, Statements, schema};
+use crate::sql::{Dialect, READ_SCHEMA_VERSION, SCHEMA_VERSION, Statements, schema, upgrades};
 use crate::url::mask;
 
 /// The channel new work is announced on.
@@ -77,7 +77,17 @@ impl PgQueue {
             .execute(&mut *transaction)
             .await
             .map_err(|e| self.fail_with(e))?;
-        for statement in schema(Dialect::Postgres) {
+        let schema = schema(Dialect::Postgres);
+        sqlx::query(sqlx::AssertSqlSafe(schema[0].clone()))
+            .execute(&mut *transaction)
+            .await
+            .map_err(|e| self.fail_with(e))?;
+        let version: Option<String> = sqlx::query_scalar(READ_SCHEMA_VERSION)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(|e| self.fail_with(e))?;
+        let version = version.and_then(|v| v.parse().ok());
+        for statement in upgrades(version).into_iter().chain(schema) {
             sqlx::query(sqlx::AssertSqlSafe(statement))
                 .execute(&mut *transaction)
                 .await

@@ -79,14 +79,29 @@ pub(crate) fn schema(dialect: Dialect) -> Vec<String> {
                 in_flight {integer} NOT NULL,
                 done {integer} NOT NULL,
                 failed {integer} NOT NULL,
-                credentials TEXT NOT NULL
+                credentials TEXT NOT NULL,
+                generation {integer}
             )"
         ),
     ]
 }
 
 /// The schema version this code writes.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
+
+/// Reads the schema version a database holds, once `af_meta` exists.
+pub(crate) const READ_SCHEMA_VERSION: &str =
+    "SELECT value FROM af_meta WHERE name = 'schema_version'";
+
+/// What turns a database written at `version` into the current schema, run before `schema`.
+/// The worker registry is soft state (every worker re-registers with its next heartbeat), so a
+/// registry of an older shape is dropped and created anew rather than altered column by column.
+pub(crate) fn upgrades(version: Option<i64>) -> Vec<String> {
+    match version {
+        Some(version) if version < 3 => vec!["DROP TABLE IF EXISTS af_workers".to_owned()],
+        _ => Vec::new(),
+    }
+}
 
 /// Every statement, built once per queue.
 #[derive(Debug)]
@@ -180,17 +195,17 @@ impl Statements {
             )),
             upsert_worker: s(format!(
                 "INSERT INTO af_workers (name, host, pid, started_at, last_heartbeat, heartbeat_ms, state, reason, \
-                 in_flight, done, failed, credentials) \
-                 VALUES ($1, $2, $3, {now}, {now}, $4, $5, $6, $7, $8, $9, $10) \
+                 in_flight, done, failed, credentials, generation) \
+                 VALUES ($1, $2, $3, {now}, {now}, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, \
                  last_heartbeat = excluded.last_heartbeat, heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, \
                  reason = excluded.reason, in_flight = excluded.in_flight, done = excluded.done, \
-                 failed = excluded.failed, credentials = excluded.credentials"
+                 failed = excluded.failed, credentials = excluded.credentials, generation = excluded.generation"
             )),
             delete_worker: s("DELETE FROM af_workers WHERE name = $1".to_owned()),
             workers: s(format!(
                 "SELECT name, host, pid, started_at, last_heartbeat, heartbeat_ms, state, reason, in_flight, done, failed, \
-                 credentials, {now} FROM af_workers ORDER BY name"
+                 credentials, {now}, generation FROM af_workers ORDER BY name"
             )),
             submit_many: s(format!(
                 "INSERT INTO af_tasks (id, idempotency_key, target_kind, target, task, metadata, needs, priority, \

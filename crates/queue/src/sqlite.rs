@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 
 use crate::error::{QueueError, from_sqlx};
 use crate::operations::operations;
-use crate::sql::{Dialect, SCHEMA_VERSION, Statements, schema};
+use crate::sql::{Dialect, READ_SCHEMA_VERSION, SCHEMA_VERSION, Statements, schema, upgrades};
 use crate::url::mask;
 
 /// How often an idle worker looks again.
@@ -32,7 +32,26 @@ pub struct SqliteQueue {
 
 impl SqliteQueue {
     /// Opens (creating if absent) the database at `url` and brings its schema up to date.
+    ///
+    /// Processes opening a new file at the same moment can meet SQLite's lock where its busy
+    /// timeout does not apply (switching the journal to WAL), so a busy open is tried again a
+    /// few times before it is reported.
     pub async fn connect(url: &str) -> Result<Self, QueueError> {
+        let mut attempt = 0u32;
+        loop {
+            match Self::open(url).await {
+                Err(QueueError::Unavailable { reason, .. })
+                    if attempt < 20 && reason.contains("locked") =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    async fn open(url: &str) -> Result<Self, QueueError> {
         let masked = mask(url);
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|error| QueueError::InvalidUrl {
@@ -70,7 +89,13 @@ impl SqliteQueue {
             .await
             .map_err(|e| self.fail_with(e))?;
         let result = async {
-            for statement in schema(Dialect::Sqlite) {
+            let schema = schema(Dialect::Sqlite);
+            sqlx::query(sqlx::AssertSqlSafe(schema[0].clone())).execute(&mut *connection).await?;
+            let version: Option<String> = sqlx::query_scalar(READ_SCHEMA_VERSION)
+                .fetch_optional(&mut *connection)
+                .await?;
+            let version = version.and_then(|v| v.parse().ok());
+            for statement in upgrades(version).into_iter().chain(schema) {
                 sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *connection).await?;
             }
             sqlx::query("INSERT INTO af_meta (name, value) VALUES ('schema_version', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value")

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use agentfleet_config::{Environment, ProcessEnv, ProviderCheck};
 use agentfleet_fleet::{
-    Handoff, Progress, UpExit, UpOptions, WorkerEnv, WorkerExit, WorkerOptions,
+    ControlError, ControlSocket, Handoff, Progress, RolloutEvent, RolloutRequest, UpExit,
+    UpOptions, WorkerEnv, WorkerExit, WorkerOptions,
 };
 use agentfleet_queue::{Queue, RetryBackoff};
 use anyhow::Context;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::cli::{StatusArgs, UpArgs, WorkerArgs};
+use crate::cli::{RolloutArgs, StatusArgs, UpArgs, WorkerArgs};
 use crate::commands::queue::{
     Report, load_config, queue_exit, report_problems, submit_tasks, tasks_from_file,
 };
@@ -76,7 +77,7 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Exit> {
     };
     let handed_queue_url = handoff.queue_url.clone();
     let env = WorkerEnv::new(handoff);
-    let config = match load_config(&args.queue, true, false) {
+    let config = match load_config(&args.queue.config, true, false) {
         Ok(Some(config)) => config,
         Ok(None) => return Ok(Exit::Config),
         Err(exit) => return Ok(exit),
@@ -105,6 +106,7 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Exit> {
         ),
         reread: config.fleet.key_reread_interval,
         backoff: RetryBackoff::default(),
+        generation: args.generation,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -113,6 +115,24 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Exit> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let stop = stop_signal(args.from_supervisor)?;
+        let health = match &args.health_addr {
+            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let bound = listener
+                        .local_addr()
+                        .map_or_else(|_| addr.clone(), |a| a.to_string());
+                    log(format!("health endpoint on http://{bound}/readyz"));
+                    Some(listener)
+                }
+                Err(error) => {
+                    log(format!(
+                        "cannot serve the health endpoint on {addr}: {error}"
+                    ));
+                    return Ok(Exit::Usage);
+                }
+            },
+            None => None,
+        };
         let url = match handed_queue_url {
             Some(url) => agentfleet_config::QueueUrl {
                 url: agentfleet_config::Secret::new(url),
@@ -138,7 +158,8 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Exit> {
             }
         };
         let exit =
-            agentfleet_fleet::worker::run(&config, &env, queue, options, stop, log.clone()).await;
+            agentfleet_fleet::worker::run(&config, &env, queue, options, stop, health, log.clone())
+                .await;
         Ok(match exit {
             WorkerExit::Stopped { done, failed } => {
                 let usage = agentfleet_fleet::resource_usage()
@@ -183,7 +204,7 @@ pub fn worker(args: &WorkerArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn up(args: &UpArgs) -> anyhow::Result<Exit> {
-    let config = match load_config(&args.queue, true, false) {
+    let config = match load_config(&args.queue.config, true, false) {
         Ok(Some(config)) => config,
         Ok(None) => return Ok(Exit::Config),
         Err(exit) => return Ok(exit),
@@ -217,6 +238,27 @@ pub fn up(args: &UpArgs) -> anyhow::Result<Exit> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let stop = stop_signal(false)?;
+        // One up per config file per machine: `rollout` finds it by its control socket.
+        let control = match ControlSocket::bind(&config_path).await {
+            Ok(control) => control,
+            Err(error) => {
+                eprintln!("agentfleet up: {error}");
+                return Ok(Exit::Failure);
+            }
+        };
+        let (rollouts, rollout_requests) = mpsc::unbounded_channel();
+        tokio::spawn(control.serve(rollouts.clone()));
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let _ = rollouts.send(RolloutRequest {
+                    env: None,
+                    origin: "SIGHUP".to_owned(),
+                    events: None,
+                });
+            }
+        });
         let queue = match Queue::connect(url.url.expose()).await {
             Ok(queue) => queue,
             Err(error) => {
@@ -264,9 +306,17 @@ pub fn up(args: &UpArgs) -> anyhow::Result<Exit> {
             }
             eprintln!("up: {line}");
         });
-        let exit =
-            agentfleet_fleet::supervise(&config, &ProcessEnv, &queue, options, stop, show, log)
-                .await;
+        let exit = agentfleet_fleet::supervise(
+            &config,
+            &ProcessEnv,
+            &queue,
+            options,
+            stop,
+            rollout_requests,
+            show,
+            log,
+        )
+        .await;
         if terminal {
             eprintln!();
         }
@@ -337,7 +387,7 @@ fn progress_line(progress: &Progress, elapsed: Duration) -> String {
 }
 
 pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
-    let config = match load_config(&args.queue, false, args.json) {
+    let config = match load_config(&args.queue.config, false, args.json) {
         Ok(config) => config,
         Err(exit) => return Ok(exit),
     };
@@ -377,9 +427,12 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
             writeln!(out, "no workers are registered")?;
         }
         for worker in &status.workers {
+            let generation = worker.generation.map_or_else(String::new, |generation| {
+                format!("  generation {generation}")
+            });
             writeln!(
                 out,
-                "{}  {}  pid {}  {}  in flight {}  done {}  failed {}",
+                "{}  {}  pid {}  {}{generation}  in flight {}  done {}  failed {}",
                 worker.name,
                 worker.host,
                 worker.pid,
@@ -395,7 +448,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
                 for (provider, credential) in credentials {
                     writeln!(
                         out,
-                        "    {provider}: {} {} (generation {})",
+                        "    {provider}: {} {} (key generation {})",
                         credential["source"].as_str().unwrap_or("-"),
                         credential["fingerprint"].as_str().unwrap_or("-"),
                         credential["generation"]
@@ -415,5 +468,75 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
             }
         }
         Ok(Exit::Ok)
+    })
+}
+
+pub fn rollout(args: &RolloutArgs) -> anyhow::Result<Exit> {
+    let config = match load_config(&args.config, true, false) {
+        Ok(Some(config)) => config,
+        Ok(None) => return Ok(Exit::Config),
+        Err(exit) => return Ok(exit),
+    };
+    let env = if args.keep_env {
+        None
+    } else {
+        // Checked here first: a credential that fails its check is not even sent.
+        let unusable: Vec<ProviderCheck> = agentfleet_config::check(&config, &ProcessEnv)
+            .providers
+            .into_iter()
+            .filter(|check| !check.is_usable())
+            .collect();
+        if !unusable.is_empty() {
+            eprintln!(
+                "agentfleet rollout: a credential the fleet needs fails its check in this process"
+            );
+            print_problems(&unusable);
+            eprintln!(
+                "nothing was sent to the fleet (exit 78); run rollout where the new keys are set, \
+                 or pass --keep-env to keep up's own"
+            );
+            return Ok(Exit::Config);
+        }
+        Some(
+            agentfleet_fleet::sources::variables(&config)
+                .into_iter()
+                .filter_map(|name| {
+                    let value = ProcessEnv.get(&name)?.into_string().ok()?;
+                    Some((name, value))
+                })
+                .collect(),
+        )
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(agentfleet_fleet::control::rollout(
+        &config.path,
+        env,
+        |event| match event {
+            RolloutEvent::Progress { message } => eprintln!("rollout: {message}"),
+            RolloutEvent::Refused { message, problems } => {
+                eprintln!("agentfleet rollout: refused: {message}");
+                for problem in problems {
+                    eprintln!("{problem}");
+                }
+            }
+            RolloutEvent::Failed { message } => eprintln!("agentfleet rollout: failed: {message}"),
+            RolloutEvent::Done { message, .. } => eprintln!("rollout: done: {message}"),
+        },
+    ));
+    Ok(match outcome {
+        Ok(RolloutEvent::Done { .. }) => Exit::Ok,
+        Ok(RolloutEvent::Refused { problems, .. }) if !problems.is_empty() => Exit::Config,
+        Ok(_) => Exit::Failure,
+        Err(error @ ControlError::NotRunning { .. }) => {
+            eprintln!("agentfleet rollout: {error}");
+            Exit::Unavailable
+        }
+        Err(error) => {
+            eprintln!("agentfleet rollout: {error}");
+            Exit::Failure
+        }
     })
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod fleet;
+mod kubernetes;
 mod queue;
 mod run;
 mod standin;
@@ -18,6 +19,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Worker(args) => fleet::worker(&args),
         Command::Up(args) => fleet::up(&args),
         Command::Status(args) => fleet::status(&args),
+        Command::Rollout(args) => fleet::rollout(&args),
+        Command::K8s(args) => kubernetes::run(&args),
         Command::Results(args) => queue::results(&args),
         Command::Cancel(args) => queue::cancel(&args),
         Command::Queue(crate::cli::QueueCommand::Stats(args)) => queue::stats(&args),

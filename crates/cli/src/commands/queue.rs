@@ -8,17 +8,17 @@ use agentfleet_queue::{NewTask, Queue, QueueError, Target, TaskRecord, TaskState
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::cli::{CancelArgs, QueueArgs, ResultsArgs, StatsArgs, SubmitArgs};
+use crate::cli::{CancelArgs, ConfigArgs, QueueArgs, ResultsArgs, StatsArgs, SubmitArgs};
 use crate::commands::check::print_config_error;
 use crate::exit::Exit;
 
 /// The config, if one can be found; `Err` carries the exit code after the error was printed.
 pub(crate) fn load_config(
-    args: &QueueArgs,
+    args: &ConfigArgs,
     required: bool,
     json: bool,
 ) -> Result<Option<Config>, Exit> {
-    let located = match config::locate(args.config.config.as_deref(), &ProcessEnv) {
+    let located = match config::locate(args.config.as_deref(), &ProcessEnv) {
         Ok(located) => located,
         Err(ConfigError::NotFound) if !required => return Ok(None),
         Err(error) => {
@@ -117,7 +117,7 @@ fn default_target(args: &SubmitArgs) -> Option<Target> {
 }
 
 pub fn submit(args: &SubmitArgs) -> anyhow::Result<Exit> {
-    let config = match load_config(&args.queue, true, args.json) {
+    let config = match load_config(&args.queue.config, true, args.json) {
         Ok(Some(config)) => config,
         Ok(None) => return Ok(Exit::Config),
         Err(exit) => return Ok(exit),
@@ -293,7 +293,7 @@ pub fn results(args: &ResultsArgs) -> anyhow::Result<Exit> {
         Some(Ok(state)) => Some(state),
         None => None,
     };
-    let config = match load_config(&args.queue, false, args.json) {
+    let config = match load_config(&args.queue.config, false, args.json) {
         Ok(config) => config,
         Err(exit) => return Ok(exit),
     };
@@ -423,7 +423,7 @@ fn timestamp(millis: i64) -> String {
 }
 
 pub fn cancel(args: &CancelArgs) -> anyhow::Result<Exit> {
-    let config = match load_config(&args.queue, false, false) {
+    let config = match load_config(&args.queue.config, false, false) {
         Ok(config) => config,
         Err(exit) => return Ok(exit),
     };
@@ -446,7 +446,7 @@ pub fn cancel(args: &CancelArgs) -> anyhow::Result<Exit> {
 }
 
 pub fn stats(args: &StatsArgs) -> anyhow::Result<Exit> {
-    let config = match load_config(&args.queue, false, args.json) {
+    let config = match load_config(&args.queue.config, false, args.json) {
         Ok(config) => config,
         Err(exit) => return Ok(exit),
     };

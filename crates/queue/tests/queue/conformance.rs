@@ -480,8 +480,11 @@ pub async fn workers_register_heartbeat_and_deregister(queue: &Queue) {
         done: 0,
         failed: 0,
         credentials: serde_json::json!({"openai": {"source": "env:OPENAI_API_KEY", "fingerprint": "sha256:1234abcd", "generation": 1}}),
+        generation: None,
     };
     queue.report_worker(&report).await.unwrap();
+    assert_eq!(queue.workers().await.unwrap()[0].report, report);
+    report.generation = Some(2);
     report.state = "quarantined".into();
     report.reason = Some("openai refused sha256:1234abcd".into());
     report.done = 3;
@@ -565,6 +568,52 @@ pub async fn concurrent_leasers_never_share_a_task(queue: &Queue, url: &str) {
     );
 }
 
+/// A database whose worker registry predates the rollout generation (schema 2) is upgraded
+/// when a queue opens it: the registry is rebuilt, and tasks are untouched.
+pub async fn an_older_worker_registry_is_rebuilt_on_upgrade(queue: &Queue, url: &str) {
+    let id = queue.submit(task("kept")).await.unwrap().id;
+    let old_registry = [
+        "DROP TABLE af_workers",
+        "CREATE TABLE af_workers (name TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, \
+         started_at BIGINT NOT NULL, last_heartbeat BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL, \
+         state TEXT NOT NULL, reason TEXT, in_flight BIGINT NOT NULL, done BIGINT NOT NULL, \
+         failed BIGINT NOT NULL, credentials TEXT NOT NULL)",
+        "INSERT INTO af_workers VALUES ('old', 'host', 1, 0, 0, 1000, 'healthy', NULL, 0, 0, 0, '{}')",
+        "UPDATE af_meta SET value = '2' WHERE name = 'schema_version'",
+    ];
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        for statement in old_registry {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        for statement in old_registry {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+    let upgraded = Queue::connect(url).await.unwrap();
+    assert_eq!(upgraded.workers().await.unwrap(), Vec::new());
+    let report = agentfleet_queue::WorkerReport {
+        name: "new".into(),
+        host: "host".into(),
+        pid: 2,
+        heartbeat_ms: 1000,
+        state: "healthy".into(),
+        reason: None,
+        in_flight: 0,
+        done: 0,
+        failed: 0,
+        credentials: serde_json::json!({}),
+        generation: Some(3),
+    };
+    upgraded.report_worker(&report).await.unwrap();
+    assert_eq!(upgraded.workers().await.unwrap()[0].report, report);
+    assert_eq!(upgraded.get(&id).await.unwrap().task, "kept");
+}
+
 /// Runs every rule against one backend.
 macro_rules! conformance {
     ($backend:ident, $open:path; $($rule:ident),* $(,)?) => {
@@ -581,6 +630,12 @@ macro_rules! conformance {
             async fn concurrent_leasers_never_share_a_task() {
                 let Some(opened) = $open().await else { return };
                 super::concurrent_leasers_never_share_a_task(&opened.queue, &opened.url).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_older_worker_registry_is_rebuilt_on_upgrade() {
+                let Some(opened) = $open().await else { return };
+                super::an_older_worker_registry_is_rebuilt_on_upgrade(&opened.queue, &opened.url).await;
             }
         }
     };
