@@ -4,8 +4,10 @@
 //! refused; a key file rotated under load, the old key revoked, fails nothing, and neither does
 //! a revoked key with a fallback; when every key is bad tasks wait, and drain once the key file
 //! is fixed; a killed worker's task completes elsewhere; stopping `up` loses nothing, and killing
-//! it leaves no worker running orphaned; and a canary credential appears in no worker's
-//! environment, output, status or database row.
+//! it leaves no worker running orphaned; a rollout under load moves every worker to a new key
+//! one at a time and loses nothing, a rollout of a bad key changes nothing, and SIGHUP rolls
+//! too; the health endpoint is ready only while the worker is healthy and drains on request;
+//! and a canary credential appears in no worker's environment, output, status or database row.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -760,6 +762,33 @@ fn a_canary_credential_is_in_no_worker_environment_output_status_or_row() {
             "it got the allow-listed variables"
         );
     }
+    // A rollout hands the same secrets over the control socket to new workers.
+    let rollout = fleet
+        .command(&["rollout"])
+        .env("STANDIN_KEY", canary)
+        .env("STANDIN_KEY_2", fallback)
+        .output()
+        .unwrap();
+    assert_eq!(rollout.status.code(), Some(0));
+    let rolled = fleet.wait_for(
+        Duration::from_secs(30),
+        "two workers of generation 2",
+        |s| {
+            let workers = live_workers(s);
+            workers.len() == 2 && workers.iter().all(|w| w.2 == 2)
+        },
+    );
+    for worker in rolled["workers"].as_array().unwrap() {
+        let pid = worker["pid"].as_u64().unwrap();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            !environ.contains(canary) && !environ.contains(fallback),
+            "a rolled-out worker {pid} has the key in its environment"
+        );
+    }
+    let rollout_output = String::from_utf8_lossy(&rollout.stderr).into_owned()
+        + &String::from_utf8_lossy(&rollout.stdout);
     let status_text = fleet.run(&["status"]).stdout + &fleet.run(&["status", "--json"]).stdout;
     let results = fleet.run(&["results", "--json"]).stdout;
     let (_, stderr) = fleet.stop_all().remove(0);
@@ -771,6 +800,7 @@ fn a_canary_credential_is_in_no_worker_environment_output_status_or_row() {
     for (what, text) in [
         ("status", status_text),
         ("results", results),
+        ("rollout's output", rollout_output),
         ("up's output", stderr),
         (
             "the database",
@@ -788,4 +818,310 @@ fn a_canary_credential_is_in_no_worker_environment_output_status_or_row() {
         status["workers"][0]["credentials"]["main"]["fingerprint"]
             == Fingerprint::of(canary).to_string()
     );
+}
+
+/// The live workers' (name, state, generation, fingerprint of `main`).
+fn live_workers(status: &Value) -> Vec<(String, String, u64, String)> {
+    status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["state"] != "gone")
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap_or_default().to_owned(),
+                w["state"].as_str().unwrap_or_default().to_owned(),
+                w["generation"].as_u64().unwrap_or_default(),
+                w["credentials"]["main"]["fingerprint"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_rollout_under_load_moves_every_worker_to_the_new_key_one_at_a_time_and_loses_nothing() {
+    each_backend(|backend| {
+        let mut fleet = Fleet::new(
+            backend,
+            "{ env = \"STANDIN_KEY\" }",
+            &["--latency-ms", "300"],
+        );
+        fleet
+            .workspace
+            .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
+        fleet.submit(300);
+        fleet.up_under_way(&[("STANDIN_KEY", GOOD)], 20);
+
+        // The variable can only change for new processes: roll them, with the new key set
+        // where the rollout runs.
+        let mut rollout = fleet
+            .command(&["rollout"])
+            .env("STANDIN_KEY", ROTATED)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut fewest_healthy = usize::MAX;
+        let mut seen_half_done = false;
+        let started = Instant::now();
+        while rollout.try_wait().unwrap().is_none() {
+            let workers = live_workers(&fleet.status());
+            fewest_healthy =
+                fewest_healthy.min(workers.iter().filter(|w| w.1 == "healthy").count());
+            let generations: std::collections::BTreeSet<u64> =
+                workers.iter().map(|w| w.2).collect();
+            seen_half_done |= generations.len() > 1;
+            assert!(started.elapsed() < Duration::from_secs(60), "rollout hangs");
+        }
+        let output = rollout.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "every credential passes its checks: main {} (env:STANDIN_KEY)",
+                Fingerprint::of(ROTATED)
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("-1-g2 is healthy; draining "), "{stderr}");
+        assert!(
+            stderr.contains("done: 2 workers run generation 2"),
+            "{stderr}"
+        );
+        assert!(
+            fewest_healthy >= 1,
+            "the healthy count dropped by more than one: {fewest_healthy}"
+        );
+        assert!(seen_half_done, "status showed the generations side by side");
+
+        // Every worker holds the new key: the old one can go.
+        fleet
+            .workspace
+            .write("standin-keys", format!("{ROTATED}\n"));
+        let status = fleet.all_done_none_failed(300);
+        let workers = live_workers(&status);
+        assert_eq!(workers.len(), 2, "{status:#}");
+        for (name, state, generation, fingerprint) in &workers {
+            assert!(name.ends_with("-g2"), "{name}");
+            assert_eq!(state, "healthy");
+            assert_eq!(*generation, 2);
+            assert_eq!(*fingerprint, Fingerprint::of(ROTATED).to_string());
+        }
+        let text = fleet.run(&["status"]).stdout;
+        assert!(text.contains("healthy  generation 2"), "{text}");
+        let (code, stderr) = fleet.stop_all().remove(0);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("quarantin"), "{stderr}");
+    });
+}
+
+#[test]
+fn a_rollout_of_a_bad_key_changes_nothing_and_sighup_rolls_with_the_fleets_own() {
+    let mut fleet = Fleet::new(
+        Backend::Sqlite,
+        "{ env = \"STANDIN_KEY\" }",
+        &["--latency-ms", "100"],
+    );
+    fleet.submit(200);
+    fleet.up_under_way(&[("STANDIN_KEY", GOOD)], 10);
+    let generations = |fleet: &Fleet| -> Vec<(u64, String)> {
+        live_workers(&fleet.status())
+            .into_iter()
+            .map(|w| (w.2, w.3))
+            .collect()
+    };
+    let before = vec![(1, Fingerprint::of(GOOD).to_string()); 2];
+
+    // Empty where the rollout runs: refused there, nothing sent.
+    let mut command = fleet.command(&["rollout"]);
+    command.env("STANDIN_KEY", "");
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("error[empty]: STANDIN_KEY"), "{stderr}");
+    assert!(stderr.contains("nothing was sent to the fleet"), "{stderr}");
+    assert_eq!(generations(&fleet), before);
+
+    // Well formed, but the provider refuses it: the first replacement's probe fails, and the
+    // old workers keep serving.
+    let mut command = fleet.command(&["rollout"]);
+    command.env("STANDIN_KEY", BAD);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not start: the provider refused the new key when it probed")
+            && stderr.contains("keeps running on generation 1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&Fingerprint::of(BAD).to_string()),
+        "the refusal names the key: {stderr}"
+    );
+    assert!(!stderr.contains(BAD), "{stderr}");
+    assert_eq!(generations(&fleet), before);
+
+    // SIGHUP rolls with the credentials the fleet runs with.
+    fleet.signal(0, "-HUP");
+    let status = fleet.wait_for(Duration::from_secs(30), "generation 3 everywhere", |s| {
+        let workers = live_workers(s);
+        workers.len() == 2 && workers.iter().all(|w| w.2 == 3 && w.1 == "healthy")
+    });
+    for (_, _, _, fingerprint) in live_workers(&status) {
+        assert_eq!(fingerprint, Fingerprint::of(GOOD).to_string());
+    }
+
+    // One up per config: a second is refused, and rollout finds none for another config.
+    let second = fleet.run(&["up"]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another agentfleet up is already running for this config"),
+        "{}",
+        second.stderr
+    );
+    let elsewhere = Workspace::new();
+    elsewhere.write("agentfleet.toml", "[providers]\n");
+    let output = crate::util::run(&mut elsewhere.agentfleet(&["rollout", "--keep-env"]));
+    assert_eq!(output.code, 69, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("no agentfleet up is running for this config on this machine"),
+        "{}",
+        output.stderr
+    );
+
+    let status = fleet.all_done_none_failed(200);
+    assert_eq!(status["queue"]["leased"], 0);
+    let (code, stderr) = fleet.stop_all().remove(0);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("asked by SIGHUP"), "{stderr}");
+    assert!(!stderr.contains(BAD) && !stderr.contains(GOOD), "{stderr}");
+}
+
+/// `GET path` over loopback: the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the health endpoint");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let code = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Starts a worker with a health endpoint on a free loopback port; returns its address once
+/// the worker says where it serves, and the rest of its stderr as it comes.
+fn worker_with_health(
+    fleet: &mut Fleet,
+    name: &str,
+    key: &str,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = fleet
+        .command(&[
+            "worker",
+            "--name",
+            name,
+            "--concurrency",
+            "4",
+            "--health-addr",
+            "127.0.0.1:0",
+        ])
+        .env("STANDIN_KEY", key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    fleet.children.push(child);
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let first = received
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the worker's first line");
+    let addr = first
+        .split("health endpoint on http://")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix("/readyz"))
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    (addr, received)
+}
+
+#[test]
+fn the_health_endpoint_is_ready_only_while_healthy_and_drain_answers_once_drained() {
+    let mut fleet = Fleet::new(
+        Backend::Sqlite,
+        "{ env = \"STANDIN_KEY\" }",
+        &["--latency-ms", "300"],
+    );
+    // A refused key: the worker registers, meets the refusal, and is no longer ready.
+    let (bad, _) = worker_with_health(&mut fleet, "bad", BAD);
+    fleet.submit(1);
+    fleet.wait_for(Duration::from_secs(30), "the bad worker quarantined", |s| {
+        worker_named(s, "bad")["state"] == "quarantined"
+    });
+    let (code, body) = http_get(&bad, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["state"], "quarantined");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&Fingerprint::of(BAD).to_string()),
+        "{body}"
+    );
+    assert_eq!(http_get(&bad, "/livez").0, 200);
+
+    // A good key: ready; then, mid-work, /drain answers only once the worker has let its
+    // tasks finish or given them back, and the worker exits cleanly.
+    let (good, _) = worker_with_health(&mut fleet, "good", GOOD);
+    let started = Instant::now();
+    while http_get(&good, "/readyz").0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(20), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fleet.submit(40);
+    fleet.wait_for(Duration::from_secs(20), "work under way", |s| {
+        worker_named(s, "good")["done"].as_u64().unwrap_or(0) >= 4
+    });
+    let (code, body) = http_get(&good, "/drain");
+    assert_eq!(code, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["state"], "stopped", "{body}");
+    assert_eq!(body["in_flight"], 0, "{body}");
+    let status = fleet.status();
+    assert!(worker_named(&status, "good").is_null(), "it deregistered");
+    assert_eq!(status["queue"]["leased"], 0, "{status:#}");
+    assert_eq!(status["queue"]["failed"], 0, "{status:#}");
+    let good_child = fleet.children.remove(1);
+    let output = good_child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    fleet.stop_all();
 }

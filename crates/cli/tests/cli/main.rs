@@ -19,6 +19,9 @@ mod queue;
 /// The fleet: workers, quarantine, drift, `up` and `status`, with real processes.
 mod fleet;
 
+/// `agentfleet k8s`: manifests that parse, hold no secret, and wire credentials as `check` says.
+mod kubernetes;
+
 /// `agentfleet standin` as a process, and `check --probe` against it.
 mod probe;
 
