@@ -362,10 +362,10 @@ fn collect_sources(config: &Config, needed: &mut Vec<Needed>, notes: &mut Vec<St
             add(source, owner.clone());
         }
         if let Some(source) = &provider.api_key_fallback {
-            add(source, format!("{owner} (api_key_fallback)"));
+            add(source, format!("{owner}, api_key_fallback"));
         }
         if let Some(source) = &provider.entra_token {
-            add(source, format!("{owner} (entra_token)"));
+            add(source, format!("{owner}, entra_token"));
         }
         for (what, setting) in [
             ("base_url", &provider.base_url),
@@ -374,7 +374,7 @@ fn collect_sources(config: &Config, needed: &mut Vec<Needed>, notes: &mut Vec<St
             ("project", &provider.project),
         ] {
             if let Some(Setting::From(source)) = setting {
-                add(source, format!("{owner} ({what})"));
+                add(source, format!("{owner}, {what}"));
             }
         }
     }
@@ -418,7 +418,7 @@ fn unique_key(taken: &[SecretKey], file_name: &str, owner: &str) -> String {
     }
     let owner = owner
         .trim_start_matches("provider ")
-        .split(' ')
+        .split([' ', ','])
         .next()
         .unwrap_or("key");
     let mut candidate = valid(&format!("{owner}-{key}"));
@@ -444,5 +444,86 @@ fn and_list(names: &[String], one: &str, many: &str) -> String {
         [only] => format!("{only} {one}"),
         [rest @ .., last] => format!("{} and {last} {many}", rest.join(", ")),
         [] => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> Config {
+        agentfleet_config::parse::parse(Path::new("/etc/agentfleet/agentfleet.toml"), text)
+            .expect("a valid config")
+    }
+
+    fn options() -> ManifestOptions {
+        ManifestOptions {
+            name: "workers".to_owned(),
+            namespace: Some("agents".to_owned()),
+            image: "agentfleet:test".to_owned(),
+            secret: "keys".to_owned(),
+            replicas: 2,
+        }
+    }
+
+    #[test]
+    fn two_files_of_one_name_get_two_keys_and_share_nothing() {
+        let text = "[providers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { file = \"/run/a/api-key\" }\n\n\
+                    [providers.b]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { file = \"/run/b/api-key\" }\n\n\
+                    [queue]\nurl = \"postgres://db/fleet\"\n";
+        let built = manifests(&parsed(text), text, &FixedEnv::new(), &options()).unwrap();
+        let keys: Vec<(&str, &str)> = built
+            .secret_keys
+            .iter()
+            .map(|k| (k.key.as_str(), k.wired_as.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("api-key", "file /run/a/api-key"),
+                ("b-api-key", "file /run/b/api-key")
+            ]
+        );
+        let spec = &built.documents[1]["spec"]["template"]["spec"];
+        assert_eq!(spec["volumes"][1]["secret"]["items"][0]["key"], "api-key");
+        assert_eq!(spec["volumes"][2]["secret"]["items"][0]["key"], "b-api-key");
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"][2]["mountPath"],
+            "/run/b"
+        );
+        assert!(spec["containers"][0].get("env").is_none(), "no variable");
+        assert!(built.notes.is_empty(), "{:?}", built.notes);
+        assert_eq!(built.documents[0]["metadata"]["namespace"], "agents");
+    }
+
+    #[test]
+    fn one_variable_read_twice_is_wired_once() {
+        let text = "[providers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { env = \"KEY\" }\n\n\
+                    [providers.b]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { env = \"KEY\" }\n\n\
+                    [queue]\nurl = \"postgres://db/fleet\"\n";
+        let env = FixedEnv::new().with("KEY", "sk-proj-abc");
+        let built = manifests(&parsed(text), text, &env, &options()).unwrap();
+        let container = &built.documents[1]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["env"].as_array().unwrap().len(), 1);
+        let annotations = &built.documents[1]["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(
+            annotations["agentfleet.dev/secret-checksum"],
+            Fingerprint::of(&format!("KEY={}", Fingerprint::of("sk-proj-abc"))).to_string()
+        );
+    }
+
+    #[test]
+    fn a_literal_key_and_a_path_out_of_the_config_directory_are_refused() {
+        let text = "[providers.a]\nkind = \"openai\"\nmodel = \"m\"\napi_key = \"sk-proj-LiteralKey0123456789abcdef\"\n\n\
+                    [providers.b]\nkind = \"openai\"\nmodel = \"m\"\napi_key = { dotenv = \"../.env\", key = \"K\" }\n";
+        let errors = manifests(&parsed(text), text, &FixedEnv::new(), &options()).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].contains("ConfigMap"), "{}", errors[0]);
+        assert!(!errors[0].contains("LiteralKey"), "{}", errors[0]);
+        assert!(
+            errors[1].starts_with("provider b reads dotenv:../.env#K from ../.env, outside"),
+            "{}",
+            errors[1]
+        );
     }
 }

@@ -804,3 +804,42 @@ async fn stop_all(mut workers: Vec<(String, Child)>, grace: Duration, log: &Log)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentfleet_config::FixedEnv;
+
+    #[test]
+    fn a_rollout_env_takes_credential_variables_only_from_the_request() {
+        let base = FixedEnv::new()
+            .with("PATH", "/usr/bin")
+            .with("KEY", "old")
+            .with("KEY_FILE", "/run/old");
+        let handed: BTreeMap<String, Secret> =
+            [("KEY".to_owned(), Secret::new("new".to_owned()))].into();
+        let view = RolloutEnv {
+            handed: Some(&handed),
+            credential_variables: ["KEY".to_owned(), "KEY_FILE".to_owned()].into(),
+            base: &base,
+        };
+        assert_eq!(view.get("KEY"), Some(OsString::from("new")));
+        assert_eq!(
+            view.get("KEY_FILE"),
+            None,
+            "nothing of the old sources mixes in"
+        );
+        assert_eq!(view.get("PATH"), Some(OsString::from("/usr/bin")));
+        let own = RolloutEnv {
+            handed: None,
+            ..view
+        };
+        assert_eq!(own.get("KEY"), Some(OsString::from("old")));
+    }
+
+    #[test]
+    fn replacements_are_named_for_their_generation() {
+        assert_eq!(worker_name("vm", 0, 1), "vm-1");
+        assert_eq!(worker_name("vm", 1, 3), "vm-2-g3");
+    }
+}
