@@ -59,6 +59,14 @@ pub enum Command {
     /// Secret through secretKeyRef, a file from the Secret mounted as a directory (never
     /// subPath, which never updates). No secret value is printed.
     K8s(K8sArgs),
+    /// Read logs or an error chain and say, for each credential failure, its cause, provider,
+    /// evidence and fix.
+    ///
+    /// Reads Python and Node tracebacks, SDK exceptions and raw bodies from OpenAI, Azure
+    /// OpenAI, Anthropic, Gemini, LiteLLM, vLLM and Ollama. Quota and rate limits are named as
+    /// the look-alikes they are. Exits 0 when the input holds no credential failure, 1 when it
+    /// does. Key-shaped text in the evidence is masked.
+    Explain(ExplainArgs),
     /// Serve a local stand-in for OpenAI, Azure OpenAI and Anthropic.
     ///
     /// It speaks their wire formats (JSON and SSE, tool calls) and enforces their auth with
@@ -282,6 +290,16 @@ pub struct K8sArgs {
     /// The namespace, when the manifests should name one.
     #[arg(long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The log or error text; `-` or nothing for standard input.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Print {"diagnoses": [...]} instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -562,6 +562,8 @@ async fn run_task(context: Context, lease: Lease, slot: Slot) {
     let outcome = runtime.run(target, &lease.record.task, &no_events()).await;
     slot.free();
     let mut done = false;
+    // A task given back for the worker's own credential is no failure of the task's.
+    let mut released = false;
     let recorded = match outcome {
         Ok(result) => {
             done = true;
@@ -586,6 +588,7 @@ async fn run_task(context: Context, lease: Lease, slot: Slot) {
                     .unwrap_or_else(|p| p.into_inner())
                     .quarantine
                     .insert(error.provider.clone(), reason.clone());
+                released = true;
                 queue.release(&lease, error.kind.as_str(), &reason).await
             }
             Some(error) => queue
@@ -615,7 +618,7 @@ async fn run_task(context: Context, lease: Lease, slot: Slot) {
         shared.in_flight = shared.in_flight.saturating_sub(1);
         match (&recorded, done) {
             (Ok(()), true) => shared.done += 1,
-            (Ok(()), false) => shared.failed += 1,
+            (Ok(()), false) if !released => shared.failed += 1,
             _ => {}
         }
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod check;
+mod explain;
 mod fleet;
 mod kubernetes;
 mod queue;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Results(args) => queue::results(&args),
         Command::Cancel(args) => queue::cancel(&args),
         Command::Queue(crate::cli::QueueCommand::Stats(args)) => queue::stats(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Standin(args) => standin::run(&args),
     }
 }

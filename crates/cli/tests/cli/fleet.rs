@@ -335,6 +335,7 @@ fn one_revoked_worker_of_three_loses_no_task_and_shows_drift() {
             "{reason}"
         );
         assert_eq!(bad["done"], 0);
+        assert_eq!(bad["failed"], 0, "a task given back is no failed attempt");
         assert_eq!(
             bad["credentials"]["main"]["fingerprint"],
             Fingerprint::of(BAD).to_string()
@@ -444,12 +445,12 @@ fn a_key_file_rotated_under_load_with_the_old_key_revoked_fails_nothing() {
         // The provider takes the new key, the secret file gets it, the old key is revoked.
         fleet
             .workspace
-            .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
+            .replace("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
         fleet.workspace.write("key", format!("{ROTATED}\n"));
         std::thread::sleep(Duration::from_millis(300));
         fleet
             .workspace
-            .write("standin-keys", format!("{ROTATED}\n"));
+            .replace("standin-keys", format!("{ROTATED}\n"));
 
         let status = fleet.all_done_none_failed(300);
         let workers = status["workers"].as_array().unwrap();
@@ -510,7 +511,7 @@ fn a_mounted_secret_updated_in_place_is_picked_up_by_every_worker_and_a_bad_valu
         fleet.workspace.write("agentfleet.toml", text);
         fleet
             .workspace
-            .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
+            .replace("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
         kubelet_write(&fleet.workspace, 1, GOOD);
         fleet.submit(300);
         fleet.up_under_way(&[], 20);
@@ -536,7 +537,7 @@ fn a_mounted_secret_updated_in_place_is_picked_up_by_every_worker_and_a_bad_valu
         std::thread::sleep(Duration::from_millis(500));
         fleet
             .workspace
-            .write("standin-keys", format!("{ROTATED}\n"));
+            .replace("standin-keys", format!("{ROTATED}\n"));
         let status = fleet.all_done_none_failed(300);
         for worker in status["workers"].as_array().unwrap() {
             assert_eq!(
@@ -590,14 +591,14 @@ fn a_revoked_key_falls_back_to_the_second_key_under_load_and_fails_nothing() {
         fleet.workspace.write("agentfleet.toml", text);
         fleet
             .workspace
-            .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
+            .replace("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
         fleet.submit(200);
         fleet.up_under_way(&[("STANDIN_KEY", GOOD), ("STANDIN_KEY_2", ROTATED)], 30);
 
         // The first key is revoked (regenerated, say); the second stays valid.
         fleet
             .workspace
-            .write("standin-keys", format!("{ROTATED}\n"));
+            .replace("standin-keys", format!("{ROTATED}\n"));
 
         let status = fleet.all_done_none_failed(200);
         for worker in status["workers"].as_array().unwrap() {
@@ -729,7 +730,9 @@ fn a_canary_credential_is_in_no_worker_environment_output_status_or_row() {
         "{ env = \"STANDIN_KEY\" }\napi_key_fallback = { env = \"STANDIN_KEY_2\" }",
         &[],
     );
-    fleet.workspace.write("standin-keys", format!("{canary}\n"));
+    fleet
+        .workspace
+        .replace("standin-keys", format!("{canary}\n"));
     std::thread::sleep(Duration::from_millis(500));
     fleet.submit(5);
     let up = fleet
@@ -851,7 +854,7 @@ fn a_rollout_under_load_moves_every_worker_to_the_new_key_one_at_a_time_and_lose
         );
         fleet
             .workspace
-            .write("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
+            .replace("standin-keys", format!("{GOOD}\n{ROTATED}\n"));
         fleet.submit(300);
         fleet.up_under_way(&[("STANDIN_KEY", GOOD)], 20);
 
@@ -900,7 +903,7 @@ fn a_rollout_under_load_moves_every_worker_to_the_new_key_one_at_a_time_and_lose
         // Every worker holds the new key: the old one can go.
         fleet
             .workspace
-            .write("standin-keys", format!("{ROTATED}\n"));
+            .replace("standin-keys", format!("{ROTATED}\n"));
         let status = fleet.all_done_none_failed(300);
         let workers = live_workers(&status);
         assert_eq!(workers.len(), 2, "{status:#}");

@@ -19,6 +19,9 @@ mod queue;
 /// The fleet: workers, quarantine, drift, `up` and `status`, with real processes.
 mod fleet;
 
+/// `agentfleet explain` and `doctor`: logs and code read, failures named, exit codes.
+mod doctor;
+
 /// `agentfleet k8s`: manifests that parse, hold no secret, and wire credentials as `check` says.
 mod kubernetes;
 

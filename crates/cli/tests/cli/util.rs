@@ -30,6 +30,16 @@ impl Workspace {
         path
     }
 
+    /// Replaces `name` with `content` at once, as a rename over it, so that a process reading
+    /// the file as it changes (the stand-in's keys file) sees the old content or the new, never
+    /// a truncated file in between.
+    pub fn replace(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let staged = self.write(&format!("{name}.new"), content);
+        std::fs::rename(&staged, &path).expect("rename into place");
+        path
+    }
+
     /// `agentfleet ARGS...` run inside the workspace with an empty environment (but PATH).
     pub fn agentfleet(&self, args: &[&str]) -> Command {
         let mut command = agentfleet();
