@@ -59,6 +59,13 @@ pub enum Command {
     /// Secret through secretKeyRef, a file from the Secret mounted as a directory (never
     /// subPath, which never updates). No secret value is printed.
     K8s(K8sArgs),
+    /// Find the code and deployments that will fail on credentials when they scale.
+    ///
+    /// Walks the paths (respecting .gitignore), reads TypeScript, TSX, JavaScript and Python,
+    /// Kubernetes manifests, compose files and Dockerfiles, and reports each finding with
+    /// file:line:column, rule, severity, what is wrong and the fix. Exits 0 when no finding is
+    /// an error, 1 otherwise. docs/doctor.md describes every rule.
+    Doctor(DoctorArgs),
     /// Read logs or an error chain and say, for each credential failure, its cause, provider,
     /// evidence and fix.
     ///
@@ -290,6 +297,27 @@ pub struct K8sArgs {
     /// The namespace, when the manifests should name one.
     #[arg(long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Files and directories to read [default: .].
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// How to print the findings.
+    #[arg(long, value_enum, default_value_t = DoctorFormat::Text)]
+    pub format: DoctorFormat,
+}
+
+/// `doctor --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DoctorFormat {
+    /// One finding a paragraph.
+    Text,
+    /// {"findings": [{"rule", "severity", "file", "line", "column", "message", "fix"}]}
+    Json,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
 }
 
 #[derive(Debug, Args)]

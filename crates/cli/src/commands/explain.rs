@@ -1,12 +1,74 @@
-//! `agentfleet explain`: the diagnoses of `agentfleet_doctor::explain`, as text or JSON.
+//! `agentfleet doctor` and `agentfleet explain`: the findings and diagnoses of
+//! `agentfleet_doctor`, as text, JSON or SARIF.
 
 use std::io::{Read, Write};
 
 use agentfleet_doctor::explain;
 use serde::Serialize;
 
-use crate::cli::ExplainArgs;
+use crate::cli::{DoctorArgs, DoctorFormat, ExplainArgs};
 use crate::exit::Exit;
+
+pub fn doctor(args: &DoctorArgs) -> anyhow::Result<Exit> {
+    let paths = if args.paths.is_empty() {
+        vec![std::path::PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let report = match agentfleet_doctor::doctor(&paths) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("agentfleet doctor: {error}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let errors = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == agentfleet_doctor::Severity::Error)
+        .count();
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        DoctorFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        DoctorFormat::Sarif => {
+            let sarif =
+                agentfleet_doctor::sarif::to_sarif(&report.findings, env!("CARGO_PKG_VERSION"));
+            serde_json::to_writer_pretty(&mut out, &sarif)?;
+            writeln!(out)?;
+        }
+        DoctorFormat::Text => {
+            for finding in &report.findings {
+                let severity = match finding.severity {
+                    agentfleet_doctor::Severity::Error => "error",
+                    agentfleet_doctor::Severity::Warning => "warning",
+                };
+                writeln!(
+                    out,
+                    "{}:{}:{}: {severity}[{}]: {}",
+                    finding.file,
+                    finding.line,
+                    finding.column,
+                    finding.rule.id(),
+                    finding.message
+                )?;
+                writeln!(out, "  fix: {}", finding.fix)?;
+            }
+            let warnings = report.findings.len() - errors;
+            writeln!(
+                out,
+                "{} file{} read: {errors} error{}, {warnings} warning{}",
+                report.files_read,
+                if report.files_read == 1 { "" } else { "s" },
+                if errors == 1 { "" } else { "s" },
+                if warnings == 1 { "" } else { "s" }
+            )?;
+        }
+    }
+    Ok(if errors == 0 { Exit::Ok } else { Exit::Failure })
+}
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<Exit> {
     let (name, bytes) = match args.file.as_deref() {

@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Results(args) => queue::results(&args),
         Command::Cancel(args) => queue::cancel(&args),
         Command::Queue(crate::cli::QueueCommand::Stats(args)) => queue::stats(&args),
+        Command::Doctor(args) => explain::doctor(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Standin(args) => standin::run(&args),
     }

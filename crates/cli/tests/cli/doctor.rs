@@ -1,4 +1,4 @@
-//! `agentfleet explain` (and `doctor`) end to end: exit codes, text and JSON, standard input,
+//! `agentfleet explain` and `doctor` end to end: exit codes, text, JSON and SARIF, standard input,
 //! and no key in any output.
 
 use crate::util::{Workspace, run};
@@ -83,5 +83,73 @@ fn explain_names_each_failure_and_exits_one_only_for_a_credential_failure() {
         output.stderr.contains("cannot read missing.log"),
         "{}",
         output.stderr
+    );
+}
+
+#[test]
+fn doctor_reports_findings_in_three_formats_and_exits_one_for_an_error() {
+    let workspace = Workspace::new();
+    workspace.write(
+        "app/worker.py",
+        "from openai import OpenAI\n\nclient = OpenAI()\n\n\ndef handle(task):\n    return client\n",
+    );
+    workspace.write(
+        "app/ok.ts",
+        "import OpenAI from \"openai\";\nexport const make = () => new OpenAI();\n",
+    );
+    let text = run(&mut workspace.agentfleet(&["doctor"]));
+    assert_eq!(text.code, 1, "{}", text.stdout);
+    assert!(
+        text.stdout.starts_with(
+            "app/worker.py:3:10: error[client-at-module-scope]: OpenAI is constructed at module scope"
+        ),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.ends_with("2 files read: 1 error, 0 warnings\n"),
+        "{}",
+        text.stdout
+    );
+
+    let json = run(&mut workspace.agentfleet(&["doctor", "app", "--format", "json"])).json();
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{json:#}");
+    let finding = &findings[0];
+    for field in [
+        "rule", "severity", "file", "line", "column", "message", "fix",
+    ] {
+        assert!(finding.get(field).is_some(), "{field} in {finding}");
+    }
+    assert_eq!(finding["file"], "app/worker.py");
+    assert_eq!(
+        (&finding["line"], &finding["column"]),
+        (&3.into(), &10.into())
+    );
+
+    let sarif = run(&mut workspace.agentfleet(&["doctor", "--format", "sarif"])).json();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["ruleId"],
+        "client-at-module-scope"
+    );
+
+    // Fixed: nothing to report, exit 0.
+    workspace.write(
+        "app/worker.py",
+        "from openai import OpenAI\n\n\ndef handle(task):\n    return OpenAI()\n",
+    );
+    let clean = run(&mut workspace.agentfleet(&["doctor"]));
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    assert_eq!(clean.stdout, "2 files read: 0 errors, 0 warnings\n");
+
+    let missing = run(&mut workspace.agentfleet(&["doctor", "nowhere"]));
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .contains("nowhere: no such file or directory"),
+        "{}",
+        missing.stderr
     );
 }

@@ -1,0 +1,6 @@
+from openai import OpenAI
+
+
+def main():
+    client = OpenAI()
+    return client
