@@ -772,19 +772,20 @@ impl Source<'_> {
     }
 
     /// Whether an environment expression is a literal that does not start from the parent's:
-    /// an object without `...process.env`, a dict without `**os.environ`, a `dict(...)` call
-    /// without `os.environ`. Anything else (a variable, a call we cannot see into) is given the
+    /// an object with no spread (`...process.env`), a dict with no `**` splat, a `dict(...)`
+    /// call without `os.environ`. Anything else (a variable, a call we cannot see into) is given the
     /// benefit of the doubt.
     fn wipes_environment(&self, env: Node) -> bool {
         let mut cursor = env.walk();
         let children: Vec<Node> = env.named_children(&mut cursor).collect();
+        // A spread of anything (`...baseEnv`, `**defaults`) may carry the parent's environment.
         match env.kind() {
-            "object" => !children.iter().any(|child| {
-                child.kind() == "spread_element" && self.text_of(*child).contains("process.env")
-            }),
-            "dictionary" => !children.iter().any(|child| {
-                child.kind() == "dictionary_splat" && self.text_of(*child).contains("environ")
-            }),
+            "object" => !children
+                .iter()
+                .any(|child| child.kind() == "spread_element"),
+            "dictionary" => !children
+                .iter()
+                .any(|child| child.kind() == "dictionary_splat"),
             "call" => {
                 let function = env
                     .child_by_field_name("function")

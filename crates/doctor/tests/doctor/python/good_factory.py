@@ -29,6 +29,8 @@ def router():
 
 
 def children(extra):
+    base = dict(os.environ)
+    subprocess.run(["ls"], env={**base, "TASK": "1"})
     subprocess.run(["ls"], env=None)
     subprocess.run(["ls"], env=extra)
     subprocess.run(["ls"])
