@@ -13,7 +13,7 @@ cargo build --release -q -p agentfleet
 bin=$PWD/target/release/agentfleet
 work=$(mktemp -d)
 up=""
-trap 'kill $up "$standin" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $up "$standin" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 key() { printf 'sk-bench-rollout-%04d-%s' "$1" "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"; }
 for round in $(seq 0 "$rounds"); do key "$round"; echo; done > "$work/keys"
@@ -34,13 +34,14 @@ provider = "main"
 [queue]
 url = "sqlite://queue.db"
 TOML
-seq 400000 | awk '{printf "{\"task\": \"task %d\", \"agent\": \"writer\"}\n", $1}' > "$work/tasks.jsonl"
-cd "$work"
+seq "${TASKS:-400000}" | awk '{printf "{\"task\": \"task %d\", \"agent\": \"writer\"}\n", $1}' > "$work/tasks.jsonl"
+cd "$work"; [ -n "${KEEP:-}" ] && echo "work: $work"
 "$bin" submit --file tasks.jsonl > /dev/null
 done_now() { "$bin" queue stats --json | sed -n 's/.*"done": *\([0-9]*\).*/\1/p'; }
 now() { date +%s.%N; }
 
-STANDIN_KEY="$(sed -n 1p keys)" "$bin" up --workers 2 --concurrency 16 > /dev/null 2> up.log &
+STANDIN_KEY="$(sed -n 1p keys)" "$bin" up --workers 2 --concurrency 16 > /dev/null \
+  2> >(while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done > up.log) &
 up=$!
 for _ in $(seq 200); do [ "$(grep -c registered up.log || true)" -ge 2 ] && break; sleep 0.05; done
 sleep 2
@@ -49,7 +50,8 @@ printf '%-6s %10s %16s %16s\n' round seconds steady_tasks/s rollout_tasks/s
 for round in $(seq 1 "$rounds"); do
   t0=$(now); d0=$(done_now); sleep 5
   t1=$(now); d1=$(done_now)
-  STANDIN_KEY="$(sed -n "$((round + 1))p" keys)" "$bin" rollout > "rollout.$round" 2>&1
+  STANDIN_KEY="$(sed -n "$((round + 1))p" keys)" "$bin" rollout > "rollout.$round" 2>&1 \
+    || { echo "round $round: rollout failed:"; sed 's/^/    /' "rollout.$round"; }
   t2=$(now); d2=$(done_now)
   awk -v r="$round" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v d0="$d0" -v d1="$d1" -v d2="$d2" \
     'BEGIN { printf "%-6d %10.2f %16.0f %16.0f\n", r, t2 - t1, (d1 - d0) / (t1 - t0), (d2 - d1) / (t2 - t1) }'

@@ -356,17 +356,23 @@ async fn work(
     let _ = queue
         .report_worker(&report(&options, &shared, &runtime))
         .await;
+    // Waits on the runs themselves: a run's last notification can come just before its task
+    // is seen as finished, and a wait on notifications alone would then sleep out the grace.
     let deadline = tokio::time::Instant::now() + options.grace;
-    while running.values().any(|(_, handle)| !handle.is_finished())
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::select! {
-            _ = finished.notified() => {}
-            _ = tokio::time::sleep_until(deadline) => {}
+    let mut unfinished = Vec::new();
+    for (id, (_, handle)) in running.iter_mut() {
+        if handle.is_finished() {
+            continue;
+        }
+        if tokio::time::timeout_at(deadline, &mut *handle)
+            .await
+            .is_err()
+        {
+            unfinished.push(id.clone());
         }
     }
-    for (_, (lease, handle)) in running.drain() {
-        if !handle.is_finished() {
+    for (id, (lease, handle)) in running.drain() {
+        if unfinished.contains(&id) {
             handle.abort();
             let _ = handle.await;
             match queue

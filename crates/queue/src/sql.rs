@@ -65,7 +65,9 @@ pub(crate) fn schema(dialect: Dialect) -> Vec<String> {
         ),
         "CREATE INDEX IF NOT EXISTS af_tasks_ready ON af_tasks (priority DESC, seq) WHERE state IN ('pending', 'leased')"
             .to_owned(),
-        "CREATE INDEX IF NOT EXISTS af_tasks_state ON af_tasks (state)".to_owned(),
+        // By state, then in submission order: counts per state read the index alone, and the
+        // oldest pending task is its first pending entry, not a scan of every pending row.
+        "CREATE INDEX IF NOT EXISTS af_tasks_state_seq ON af_tasks (state, seq)".to_owned(),
         format!(
             "CREATE TABLE IF NOT EXISTS af_workers (
                 name TEXT PRIMARY KEY,
@@ -87,7 +89,7 @@ pub(crate) fn schema(dialect: Dialect) -> Vec<String> {
 }
 
 /// The schema version this code writes.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Reads the schema version a database holds, once `af_meta` exists.
 pub(crate) const READ_SCHEMA_VERSION: &str =
@@ -97,10 +99,18 @@ pub(crate) const READ_SCHEMA_VERSION: &str =
 /// The worker registry is soft state (every worker re-registers with its next heartbeat), so a
 /// registry of an older shape is dropped and created anew rather than altered column by column.
 pub(crate) fn upgrades(version: Option<i64>) -> Vec<String> {
-    match version {
-        Some(version) if version < 3 => vec!["DROP TABLE IF EXISTS af_workers".to_owned()],
-        _ => Vec::new(),
+    let mut statements = Vec::new();
+    let Some(version) = version else {
+        return statements;
+    };
+    if version < 3 {
+        statements.push("DROP TABLE IF EXISTS af_workers".to_owned());
     }
+    if version < 4 {
+        // Replaced by af_tasks_state_seq.
+        statements.push("DROP INDEX IF EXISTS af_tasks_state".to_owned());
+    }
+    statements
 }
 
 /// Every statement, built once per queue.
@@ -184,8 +194,11 @@ impl Statements {
                 "SELECT {COLUMNS} FROM af_tasks WHERE state = $1 ORDER BY seq DESC LIMIT $2"
             )),
             counts: s("SELECT state, COUNT(*) FROM af_tasks GROUP BY state".to_owned()),
+            // Tasks are created in `seq` order by the database's clock, so the first pending
+            // task in that order is the oldest, found through the index.
             oldest: s(format!(
-                "SELECT {now} - MIN(created_at) FROM af_tasks WHERE state = 'pending'"
+                "SELECT {now} - (SELECT created_at FROM af_tasks WHERE state = 'pending' \
+                 ORDER BY seq LIMIT 1)"
             )),
             sweep: s(format!(
                 "UPDATE af_tasks SET state = 'dead', error_kind = 'lease-expired', \
@@ -243,9 +256,18 @@ impl Statements {
         let exclusions: String = (0..excluded)
             .map(|index| format!(" AND needs NOT LIKE ${} ESCAPE '\\'", index + 5))
             .collect();
+        // Candidates are read in lease order from the partial index of pending and leased
+        // tasks, stopping at the batch size. Left to itself SQLite's planner reads every pending
+        // task through the state index and sorts them all, for every lease: with a backlog of
+        // 400,000 tasks that is most of a second each time.
+        let indexed = match dialect {
+            Dialect::Sqlite => " INDEXED BY af_tasks_ready",
+            Dialect::Postgres => "",
+        };
         let candidates = format!(
-            "SELECT seq FROM af_tasks \
-             WHERE ((state = 'pending' AND available_at <= {now}) \
+            "SELECT seq FROM af_tasks{indexed} \
+             WHERE state IN ('pending', 'leased') \
+             AND ((state = 'pending' AND available_at <= {now}) \
                 OR (state = 'leased' AND lease_expires_at <= {now} AND attempts < max_attempts)){exclusions} \
              ORDER BY priority DESC, seq LIMIT $4"
         );

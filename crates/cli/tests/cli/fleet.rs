@@ -95,7 +95,9 @@ struct Fleet {
 }
 
 impl Fleet {
-    /// `key_source` is the TOML of the provider's `api_key`.
+    /// `key_source` is the TOML of the provider's `api_key`. The shutdown grace is ten
+    /// minutes: a worker that stops must be done as soon as its tasks are, and one that waited
+    /// out its grace instead would fail the test that stopped it.
     fn new(backend: Backend, key_source: &str, standin_args: &[&str]) -> Self {
         let workspace = Workspace::new();
         let keys = workspace.write("standin-keys", format!("{GOOD}\n"));
@@ -108,7 +110,7 @@ impl Fleet {
                 "[providers.main]\nkind = \"standin\"\nbase_url = \"{}\"\napi_key = {key_source}\n\n\
                  [agents.writer]\nprovider = \"main\"\n\n\
                  [queue]\nurl = \"sqlite://queue.db\"\nlease_timeout = \"2s\"\nmax_attempts = 3\n\n\
-                 [fleet]\nheartbeat_interval = \"300ms\"\nshutdown_grace = \"5s\"\n",
+                 [fleet]\nheartbeat_interval = \"300ms\"\nshutdown_grace = \"10m\"\n",
                 standin.url
             ),
         );
