@@ -43,7 +43,8 @@ now() { date +%s.%N; }
 STANDIN_KEY="$(sed -n 1p keys)" "$bin" up --workers 2 --concurrency 16 > /dev/null \
   2> >(while IFS= read -r line; do printf '%s %s\n' "$(date +%s.%N)" "$line"; done > up.log) &
 up=$!
-for _ in $(seq 200); do [ "$(grep -c registered up.log || true)" -ge 2 ] && break; sleep 0.05; done
+registered() { local n; n=$(grep -c registered up.log 2>/dev/null); echo "${n:-0}"; }
+for _ in $(seq 200); do [ "$(registered)" -ge 2 ] && break; sleep 0.05; done
 sleep 2
 
 printf '%-6s %10s %16s %16s\n' round seconds steady_tasks/s rollout_tasks/s
