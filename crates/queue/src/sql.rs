@@ -260,7 +260,9 @@ impl Statements {
         // 400,000 tasks that is most of a second each time.
         // PostgreSQL's planner finds that index unaided.
         let indexed = match dialect {
-            Dialect::Sqlite => " INDEXED BY af_tasks_ready WHERE state IN ('pending', 'leased') AND",
+            Dialect::Sqlite => {
+                " INDEXED BY af_tasks_ready WHERE state IN ('pending', 'leased') AND"
+            }
             Dialect::Postgres => " WHERE",
         };
         let candidates = format!(
