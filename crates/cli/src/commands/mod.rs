@@ -1,7 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 mod check;
-mod explain;
+mod doctor;
 mod fleet;
 mod kubernetes;
 mod queue;
@@ -25,8 +25,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Results(args) => queue::results(&args),
         Command::Cancel(args) => queue::cancel(&args),
         Command::Queue(crate::cli::QueueCommand::Stats(args)) => queue::stats(&args),
-        Command::Doctor(args) => explain::doctor(&args),
-        Command::Explain(args) => explain::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
+        Command::Explain(args) => doctor::explain(&args),
         Command::Standin(args) => standin::run(&args),
     }
 }

@@ -3,13 +3,12 @@
 
 use std::io::{Read, Write};
 
-use agentfleet_doctor::explain;
 use serde::Serialize;
 
 use crate::cli::{DoctorArgs, DoctorFormat, ExplainArgs};
 use crate::exit::Exit;
 
-pub fn doctor(args: &DoctorArgs) -> anyhow::Result<Exit> {
+pub fn run(args: &DoctorArgs) -> anyhow::Result<Exit> {
     let paths = if args.paths.is_empty() {
         vec![std::path::PathBuf::from(".")]
     } else {
@@ -70,7 +69,7 @@ pub fn doctor(args: &DoctorArgs) -> anyhow::Result<Exit> {
     Ok(if errors == 0 { Exit::Ok } else { Exit::Failure })
 }
 
-pub fn run(args: &ExplainArgs) -> anyhow::Result<Exit> {
+pub fn explain(args: &ExplainArgs) -> anyhow::Result<Exit> {
     let (name, bytes) = match args.file.as_deref() {
         None => ("standard input".to_owned(), read_stdin()?),
         Some(path) if path.as_os_str() == "-" => ("standard input".to_owned(), read_stdin()?),
@@ -86,7 +85,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<Exit> {
         },
     };
     let text = String::from_utf8_lossy(&bytes);
-    let diagnoses = explain(&text);
+    let diagnoses = agentfleet_doctor::explain(&text);
     let failures = diagnoses
         .iter()
         .filter(|d| d.cause.is_credential_failure())
