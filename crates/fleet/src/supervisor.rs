@@ -444,6 +444,7 @@ fn begin(
             return None;
         }
     };
+    let asked_with_variables = request.env.is_some();
     let handed = request.env.take().map(Arc::new).or(fleet_env);
     let view = RolloutEnv {
         handed: handed.as_deref(),
@@ -464,7 +465,7 @@ fn begin(
                 )
             })
             .collect();
-        let whose = if request.origin.starts_with("agentfleet rollout") && handed.is_some() {
+        let whose = if asked_with_variables {
             "as the rollout's process sees them"
         } else {
             "as the fleet holds them now"
